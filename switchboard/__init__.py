@@ -1,0 +1,1 @@
+"""Switchboard: Twilio media streams in, live, stored, dual-track transcripts out."""

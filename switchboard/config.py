@@ -1,0 +1,186 @@
+"""One frozen :class:`Settings`, read once from the environment at start.
+
+Every environment variable the server reads is listed in ``ENV_VARS`` (and in the README). A bad value fails at start
+with :class:`ConfigError` naming the variable, never later in the middle of a call. Secrets are wrapped in
+:class:`Secret` so they never appear in a repr, a log line or a traceback.
+
+With no keys at all the server runs offline: embedded PostgreSQL, local transcription, local recordings. Twilio and
+API tokens that are not configured are generated once and kept in ``<data dir>/secrets.json`` (mode 0600), so a
+zero-config server and the replay tool on the same machine agree on them without a well-known default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class Secret:
+    """A string that hides itself in ``repr``/``str``; call :meth:`reveal` where the value is really needed."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and secrets.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+ENV_VARS: Final[Mapping[str, str]] = {
+    "PUBLIC_URL": "Public base URL Twilio uses to reach this server (signatures are checked against it)",
+    "TWILIO_ACCOUNT_SID": "Twilio account SID (AC…)",
+    "TWILIO_AUTH_TOKEN": "Twilio auth token: validates X-Twilio-Signature",
+    "TWILIO_PHONE_NUMBER": "Our Twilio number, used as caller ID when dialling the operator",
+    "OPERATOR_NUMBER": "Number <Dial>ed for operator mode; unset = voicemail-style capture",
+    "DATABASE_URL": "PostgreSQL DSN; unset = embedded PostgreSQL under the data dir",
+    "SWITCHBOARD_API_TOKEN": "Bearer token for the REST and live APIs",
+    "SWITCHBOARD_DATA_DIR": "Where recordings, spools, secrets and the embedded database live",
+    "SWITCHBOARD_HOST": "Bind address for `switchboard serve`",
+    "SWITCHBOARD_PORT": "Bind port for `switchboard serve`",
+    "SWITCHBOARD_REQUIRE_WS_SIGNATURE": "1 = reject media-stream upgrades without X-Twilio-Signature",
+    "SWITCHBOARD_TRANSCRIBER": "local (Moonshine, default) or null (no transcription: benchmarks)",
+    "SWITCHBOARD_STT_WORKERS": "Recogniser threads for local transcription (each ~450 MB)",
+    "SWITCHBOARD_LIVE_QUEUE": "Per-subscriber live event queue bound; overflow closes that subscriber",
+    "SWITCHBOARD_LOG_LEVEL": "Python logging level name",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable, validated. Build with :meth:`from_env`; tests build it directly."""
+
+    data_dir: Path
+    public_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    twilio_account_sid: str = "AC" + "0" * 32
+    twilio_auth_token: Secret = field(default_factory=lambda: Secret(secrets.token_hex(16)))
+    twilio_phone_number: str | None = None
+    operator_number: str | None = None
+    database_url: Secret | None = None
+    api_token: Secret = field(default_factory=lambda: Secret(secrets.token_urlsafe(24)))
+    require_ws_signature: bool = False
+    transcriber: str = "local"
+    stt_workers: int = 1
+    live_queue: int = 1000
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ConfigError(f"PUBLIC_URL must be an http(s) base URL without query, got {self.public_url!r}")
+        if self.transcriber not in ("local", "null"):
+            raise ConfigError(f"SWITCHBOARD_TRANSCRIBER must be 'local' or 'null', got {self.transcriber!r}")
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"SWITCHBOARD_PORT out of range: {self.port}")
+        if self.stt_workers < 1 or self.live_queue < 10:
+            raise ConfigError("SWITCHBOARD_STT_WORKERS must be ≥ 1 and SWITCHBOARD_LIVE_QUEUE ≥ 10")
+
+    @property
+    def public_base(self) -> str:
+        return self.public_url.rstrip("/")
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the environment; generate-and-persist local secrets that are not set."""
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("SWITCHBOARD_DATA_DIR") or ".switchboard").expanduser().resolve()
+        host = env.get("SWITCHBOARD_HOST", "127.0.0.1")
+        port = _int(env, "SWITCHBOARD_PORT", 8000)
+        local = load_local_secrets(data_dir, create=True)
+        public = env.get("PUBLIC_URL") or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        db = env.get("DATABASE_URL")
+        return cls(
+            data_dir=data_dir,
+            public_url=public,
+            host=host,
+            port=port,
+            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or "AC" + "0" * 32,
+            twilio_auth_token=Secret(env.get("TWILIO_AUTH_TOKEN") or local["twilio_auth_token"]),
+            twilio_phone_number=env.get("TWILIO_PHONE_NUMBER") or None,
+            operator_number=env.get("OPERATOR_NUMBER") or None,
+            database_url=Secret(db) if db else None,
+            api_token=Secret(env.get("SWITCHBOARD_API_TOKEN") or local["api_token"]),
+            require_ws_signature=_bool(env, "SWITCHBOARD_REQUIRE_WS_SIGNATURE", False),
+            transcriber=env.get("SWITCHBOARD_TRANSCRIBER", "local"),
+            stt_workers=_int(env, "SWITCHBOARD_STT_WORKERS", 1),
+            live_queue=_int(env, "SWITCHBOARD_LIVE_QUEUE", 1000),
+            log_level=env.get("SWITCHBOARD_LOG_LEVEL", "INFO").upper(),
+        )
+
+
+def load_local_secrets(data_dir: Path, *, create: bool) -> dict[str, str]:
+    """The generated dev secrets of a data dir (created with mode 0600 when asked and missing)."""
+    path = data_dir / "secrets.json"
+    if path.exists():
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from exc
+        if isinstance(found, dict) and {"twilio_auth_token", "api_token"} <= found.keys():
+            return {k: str(v) for k, v in found.items()}
+    if not create:
+        return {}
+    made = {"twilio_auth_token": secrets.token_hex(16), "api_token": secrets.token_urlsafe(24)}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(made, fh)
+    return made
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    if raw.strip().lower() in _TRUE:
+        return True
+    if raw.strip().lower() in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be a boolean (1/0/true/false), got {raw!r}")

@@ -1,0 +1,178 @@
+"""In-process live event hub: ordered per-call events, snapshot + resume, bounded subscribers.
+
+Every event gets two numbers: ``seq``, its position in its call (1, 2, …), and ``id``, its position in the hub (all
+calls). A subscriber to one call resumes with ``after=<seq>``; a subscriber to every call with ``after=<id>``. This is
+the shape of a Redis Stream (entry IDs, XREAD from an ID), so a broker-backed hub can replace this one behind the
+same :class:`TranscriptHub` protocol when Switchboard runs as several instances.
+
+Partial transcripts are delivered live but not retained: they are superseded by the next partial or the final, so
+a resumed subscriber gets every final and the partials that follow. Publishing never waits: the media path calls
+:meth:`publish` synchronously. A subscriber whose bounded queue fills up is closed with :class:`Overflow` carrying the last number it was given, so it can resume without a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Event = dict[str, Any]
+
+
+class Overflow(Exception):
+    """A subscriber fell too far behind and was closed; resume from ``resume_after``."""
+
+    def __init__(self, resume_after: int) -> None:
+        super().__init__(f"subscriber queue overflowed; resume with after={resume_after}")
+        self.resume_after = resume_after
+
+
+class TranscriptHub(Protocol):
+    def publish(self, call_sid: str, event: Event) -> Event: ...
+
+    def subscribe(self, call_sid: str | None, after: int = 0) -> Subscription: ...
+
+
+@dataclass(slots=True)
+class _CallLog:
+    events: deque[Event]
+    next_seq: int = 1
+    ended: bool = False
+
+
+@dataclass(eq=False)
+class Subscription:
+    """An async iterator of events: the retained backlog after ``after``, then live ones."""
+
+    call_sid: str | None
+    maxsize: int
+    _backlog: deque[Event] = field(default_factory=deque)
+    """Retained events the subscriber asked for: bounded by retention, not by the live queue."""
+    _queue: deque[Event] = field(default_factory=deque)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _overflowed: bool = False
+    _closed: bool = False
+    last: int = 0
+
+    def offer(self, event: Event) -> None:
+        if self._closed:
+            return
+        if len(self._queue) >= self.maxsize:
+            self._overflowed = True
+            self._closed = True
+            self._queue.clear()
+        else:
+            self._queue.append(event)
+        self._wake.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._backlog:
+            return self._take(self._backlog.popleft())
+        while not self._queue:
+            if self._overflowed:
+                raise Overflow(self.last)
+            if self._closed:
+                raise StopAsyncIteration
+            self._wake.clear()
+            await self._wake.wait()
+        return self._take(self._queue.popleft())
+
+    def _take(self, event: Event) -> Event:
+        self.last = event["seq"] if self.call_sid is not None else event["id"]
+        return event
+
+    def qsize(self) -> int:
+        return len(self._backlog) + len(self._queue)
+
+
+class InMemoryHub:
+    """Single-process :class:`TranscriptHub` with bounded retention."""
+
+    def __init__(self, *, queue_size: int = 1000, per_call: int = 5000, retain_calls: int = 200,
+                 global_backlog: int = 20_000) -> None:
+        self._queue_size = queue_size
+        self._per_call = per_call
+        self._retain_calls = retain_calls
+        self._calls: OrderedDict[str, _CallLog] = OrderedDict()
+        self._all: deque[Event] = deque(maxlen=global_backlog)
+        self._ids = itertools.count(1)
+        self._subs: dict[str | None, set[Subscription]] = {}
+
+    def publish(self, call_sid: str, event: Event) -> Event:
+        log = self._calls.get(call_sid)
+        if log is None:
+            log = self._calls[call_sid] = _CallLog(deque(maxlen=self._per_call))
+            self._evict()
+        stamped = {**event, "call_sid": call_sid, "seq": log.next_seq, "id": next(self._ids)}
+        log.next_seq += 1
+        if not _is_partial(event):
+            log.events.append(stamped)
+            self._all.append(stamped)
+        if event.get("type") == "call.ended":
+            log.ended = True
+        for key in (call_sid, None):
+            for sub in self._subs.get(key, ()):
+                sub.offer(stamped)
+        return stamped
+
+    def subscribe(self, call_sid: str | None, after: int = 0) -> Subscription:
+        sub = Subscription(call_sid, self._queue_size)
+        if call_sid is None:
+            backlog: list[Event] = [e for e in self._all if e["id"] > after]
+        else:
+            log = self._calls.get(call_sid)
+            backlog = [e for e in log.events if e["seq"] > after] if log else []
+        sub.last = after
+        key = "id" if call_sid is None else "seq"
+        if backlog and backlog[0][key] > after + 1 and after > 0:
+            sub._backlog.append({"type": "resync", "reason": "events before this one are no longer retained",
+                                 "first": backlog[0][key], key: after})
+        sub._backlog.extend(backlog)
+        self._subs.setdefault(call_sid, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        sub.close()
+        subs = self._subs.get(sub.call_sid)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.call_sid]
+
+    def last_seq(self, call_sid: str) -> int:
+        log = self._calls.get(call_sid)
+        return log.next_seq - 1 if log else 0
+
+    def close(self) -> None:
+        """Close every subscription (server shutdown): iterators end after their backlog."""
+        for subs in list(self._subs.values()):
+            for sub in list(subs):
+                sub.close()
+        self._subs.clear()
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "calls": len(self._calls),
+            "subscribers": sum(len(s) for s in self._subs.values()),
+            "backlog": len(self._all),
+        }
+
+    def _evict(self) -> None:
+        """Forget the oldest ended calls beyond the retention bound (live calls are never evicted)."""
+        excess = len(self._calls) - self._retain_calls
+        for sid in [s for s, log in self._calls.items() if log.ended][:max(0, excess)]:
+            del self._calls[sid]
+
+
+def _is_partial(event: Event) -> bool:
+    return event.get("type") == "transcript" and not event.get("is_final", True)

@@ -1,0 +1,50 @@
+"""Settings: validated once, secrets hidden, local secrets generated once and reused."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from switchboard.config import ConfigError, Secret, Settings
+
+
+def test_zero_config_generates_and_reuses_local_secrets(tmp_path: Path) -> None:
+    env = {"SWITCHBOARD_DATA_DIR": str(tmp_path)}
+    first = Settings.from_env(env)
+    again = Settings.from_env(env)
+    assert first.twilio_auth_token == again.twilio_auth_token
+    assert first.api_token == again.api_token
+    assert stat.S_IMODE(os.stat(tmp_path / "secrets.json").st_mode) == 0o600
+    assert first.database_url is None and first.transcriber == "local"
+    assert first.public_url == "http://127.0.0.1:8000"
+
+
+def test_environment_wins_and_secrets_never_show(tmp_path: Path) -> None:
+    env = {"SWITCHBOARD_DATA_DIR": str(tmp_path), "TWILIO_AUTH_TOKEN": "tok-123", "DATABASE_URL": "postgres://u:pw@h/db",
+           "PUBLIC_URL": "https://sb.example.com", "SWITCHBOARD_REQUIRE_WS_SIGNATURE": "yes"}
+    s = Settings.from_env(env)
+    assert s.twilio_auth_token.reveal() == "tok-123"
+    assert s.require_ws_signature is True
+    shown = repr(s) + str(s.database_url)
+    assert "tok-123" not in shown and "pw" not in shown
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("SWITCHBOARD_PORT", "eighty"),
+    ("SWITCHBOARD_PORT", "70000"),
+    ("PUBLIC_URL", "ftp://x"),
+    ("PUBLIC_URL", "https://x/?a=1"),
+    ("SWITCHBOARD_REQUIRE_WS_SIGNATURE", "maybe"),
+    ("SWITCHBOARD_TRANSCRIBER", "whisper"),
+    ("SWITCHBOARD_STT_WORKERS", "0"),
+])
+def test_bad_values_fail_at_start_naming_the_variable(tmp_path: Path, name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name.split("_", 1)[-1] if name != "PUBLIC_URL" else "PUBLIC_URL"):
+        Settings.from_env({"SWITCHBOARD_DATA_DIR": str(tmp_path), name: value})
+
+
+def test_secret_equality_is_by_value() -> None:
+    assert Secret("a") == Secret("a") and Secret("a") != Secret("b")
