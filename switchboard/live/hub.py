@@ -7,7 +7,8 @@ same :class:`TranscriptHub` protocol when Switchboard runs as several instances.
 
 Partial transcripts are delivered live but not retained: they are superseded by the next partial or the final, so
 a resumed subscriber gets every final and the partials that follow. Publishing never waits: the media path calls
-:meth:`publish` synchronously. A subscriber whose bounded queue fills up is closed with :class:`Overflow` carrying the last number it was given, so it can resume without a gap.
+:meth:`publish` synchronously. A subscriber whose bounded queue fills up is closed with :class:`Overflow`
+carrying the last number it was given, so it can resume without a gap.
 """
 
 from __future__ import annotations
