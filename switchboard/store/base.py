@@ -1,0 +1,159 @@
+"""Records and the :class:`Store` protocol: the seam between the call pipeline and the database.
+
+The protocol is deliberately small so another backend (or an in-memory fake) can slot in. Times are aware
+``datetime`` values for wall-clock events and integer milliseconds of *media time* for audio positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Literal, Protocol
+
+CallMode = Literal["operator", "voicemail", "agent"]
+Track = Literal["inbound", "outbound"]
+
+TRACKS: Final = frozenset({"inbound", "outbound"})
+TERMINAL_STATUSES: Final = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+"""Twilio CallStatus values after which a call never changes again."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One row of ``calls``; ``None`` means "not known yet"."""
+
+    id: int
+    call_sid: str
+    account_sid: str | None
+    from_number: str | None
+    to_number: str | None
+    direction: str | None
+    mode: str | None
+    status: str | None
+    status_seq: int | None
+    created_at: datetime
+    answered_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_s: int | None
+    media_ms: int | None
+    stream_sid: str | None
+    end_reason: str | None
+    recording_key: str | None
+    recording_status: str | None
+    providers: tuple[str, ...]
+    stats: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A final transcript segment; ``(call_sid, track, seq)`` identifies it, so re-inserting is harmless."""
+
+    call_sid: str
+    track: str
+    seq: int
+    start_ms: int
+    end_ms: int
+    text: str
+    provider: str
+    confidence: float | None = None
+
+    def __post_init__(self) -> None:
+        # Rejected here, on the producer's stack, rather than failing a whole batch in the writer later.
+        if self.track not in TRACKS:
+            raise ValueError(f"segment track must be one of {sorted(TRACKS)}, got {self.track!r}")
+
+
+def status_applies(stored_status: str | None, stored_seq: int | None, status: str, sequence: int | None) -> bool:
+    """Decide whether a status callback supersedes what is stored.
+
+    Twilio delivers status callbacks out of order and may retry them; ``SequenceNumber`` orders them per call.
+    Rules, in order: a terminal status is never replaced by a non-terminal one; anything beats "nothing
+    stored"; a terminal status beats a non-terminal one whatever the numbers; otherwise a sequenced callback
+    applies only if its number is higher than the stored one, and an unsequenced one only while nothing
+    sequenced has been stored (last unsequenced writer wins).
+    """
+    new_terminal = status in TERMINAL_STATUSES
+    old_terminal = stored_status in TERMINAL_STATUSES
+    if old_terminal and not new_terminal:
+        return False
+    if stored_status is None or (new_terminal and not old_terminal):
+        return True
+    if sequence is None:
+        return stored_seq is None
+    return stored_seq is None or sequence > stored_seq
+
+
+class Store(Protocol):
+    """Durable calls and transcript segments. Every method may raise :class:`~.errors.StoreError`."""
+
+    async def create_call(
+        self,
+        call_sid: str,
+        *,
+        account_sid: str | None,
+        from_number: str | None,
+        to_number: str | None,
+        direction: str | None,
+        mode: CallMode,
+        status: str | None,
+        at: datetime,
+    ) -> None:
+        """Upsert from the voice webhook; known fields are never overwritten with ``None``."""
+        ...
+
+    async def apply_status(
+        self,
+        call_sid: str,
+        *,
+        status: str,
+        sequence: int | None,
+        duration_s: int | None,
+        at: datetime,
+        account_sid: str | None = None,
+        from_number: str | None = None,
+        to_number: str | None = None,
+        direction: str | None = None,
+    ) -> bool:
+        """Apply a status callback if :func:`status_applies`; creates the row if missing; True if applied."""
+        ...
+
+    async def stream_started(self, call_sid: str, *, stream_sid: str, at: datetime) -> None:
+        """Record the media stream's start (first start wins); creates the row if missing."""
+        ...
+
+    async def end_call(
+        self,
+        call_sid: str,
+        *,
+        at: datetime,
+        reason: str,
+        media_ms: int,
+        recording_key: str | None,
+        recording_status: str | None,
+        providers: Sequence[str],
+        stats: Mapping[str, Any],
+    ) -> None:
+        """Mark the call ended; idempotent, the first end wins for ``ended_at`` and ``end_reason``."""
+        ...
+
+    async def add_segments(self, segments: Sequence[Segment]) -> None:
+        """Insert a batch in one round trip; segments already stored are ignored."""
+        ...
+
+    async def get_call(self, call_sid: str) -> CallRecord | None: ...
+
+    async def list_calls(self, *, limit: int = 50, before_id: int | None = None) -> list[CallRecord]:
+        """Newest first; pass the last ``id`` seen as ``before_id`` for the next page."""
+        ...
+
+    async def get_segments(self, call_sid: str) -> list[Segment]:
+        """Segments in media-time order (``start_ms``, then track, then ``seq``)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise :class:`~.errors.StoreUnavailable` unless the database answers."""
+        ...
+
+    async def close(self) -> None: ...
