@@ -1,0 +1,19 @@
+# Switchboard media server. Build: docker build -t switchboard .  Run: docker run -p 8000:8000 -e PUBLIC_URL=… switchboard
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    SWITCHBOARD_HOST=0.0.0.0 SWITCHBOARD_PORT=8000 SWITCHBOARD_DATA_DIR=/data
+
+RUN useradd --create-home --uid 10001 switchboard && mkdir -p /data && chown switchboard /data
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY audio ./audio
+COPY switchboard ./switchboard
+RUN pip install .
+
+USER switchboard
+VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
+CMD ["switchboard", "serve"]

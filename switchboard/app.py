@@ -1,0 +1,96 @@
+"""``create_app(settings)``: the Starlette app; its lifespan builds, owns and tears down every service.
+
+Start order: database (embedded if no ``DATABASE_URL``) → migrations → segment writer → recogniser pool → hub.
+Shutdown is the reverse, after live calls drain: uvicorn closes the media sockets, every CallSession finalises
+(recording closed, last words recognised, call row ended), then the writer flushes and the pool stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import Route, WebSocketRoute
+
+from switchboard.config import Settings
+from switchboard.live import InMemoryHub
+from switchboard.registry import CallRegistry
+from switchboard.routes import api, live_ws, media_ws, twilio_http
+from switchboard.services import Services
+from switchboard.store.embedded import EmbeddedPostgres
+from switchboard.store.pg import PgStore
+from switchboard.store.writer import SegmentWriter
+from switchboard.transcribe.base import Transcriber
+
+log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 150.0
+
+
+async def _database(settings: Settings, stack: AsyncExitStack) -> PgStore:
+    if settings.database_url is not None:
+        dsn = settings.database_url.reveal()
+    else:
+        embedded = EmbeddedPostgres(settings.data_dir / "postgres")
+        dsn = await embedded.start()
+        stack.push_async_callback(embedded.stop)
+        log.info("embedded PostgreSQL under %s", settings.data_dir / "postgres")
+    store = await PgStore.connect(dsn)
+    stack.push_async_callback(store.close)
+    return store
+
+
+def _transcriber(settings: Settings, stack: AsyncExitStack) -> Transcriber:
+    if settings.transcriber == "null":
+        from switchboard.transcribe.null import NullTranscriber
+
+        return NullTranscriber()
+    from switchboard.transcribe.local import LocalTranscriber
+    from switchboard.transcribe.moonshine import RecognizerPool
+
+    pool = RecognizerPool(workers=settings.stt_workers)
+    stack.callback(pool.close)
+    return LocalTranscriber(pool)
+
+
+def create_app(settings: Settings, *, transcriber: Transcriber | None = None) -> Starlette:
+    """Build the app. ``transcriber`` overrides the configured one (tests, benchmarks, emulators)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        async with AsyncExitStack() as stack:
+            store = await _database(settings, stack)
+            writer = SegmentWriter(store, spool_dir=settings.spool_dir)
+            stt = transcriber or _transcriber(settings, stack)
+            hub = InMemoryHub(queue_size=settings.live_queue)
+            registry = CallRegistry()
+            services = Services(settings, store, hub, stt, writer, registry)
+            group = await stack.enter_async_context(asyncio.TaskGroup())
+            writer_task = group.create_task(writer.run(), name="segment-writer")
+            try:
+                yield {"services": services}
+            finally:
+                if not await registry.drain(DRAIN_TIMEOUT_S):
+                    log.error("shutdown: %d calls still live after %.0fs", len(registry), DRAIN_TIMEOUT_S)
+                await writer.aclose()
+                writer_task.cancel()
+                hub.close()
+
+    routes = [
+        Route("/api/twilio/voice", twilio_http.voice, methods=["POST"]),
+        Route("/api/twilio/status", twilio_http.status, methods=["POST"]),
+        WebSocketRoute("/api/twilio/media-stream", media_ws.media_stream),
+        WebSocketRoute("/api/live", live_ws.live),
+        WebSocketRoute("/api/live/{call_sid}", live_ws.live),
+        Route("/api/calls", api.list_calls),
+        Route("/api/calls/{call_sid}", api.get_call),
+        Route("/api/calls/{call_sid}/recording", api.get_recording),
+        Route("/healthz", api.healthz),
+        Route("/readyz", api.readyz),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,1 @@
+"""Thin HTTP and websocket handlers: parse, check, hand over to services."""

@@ -1,0 +1,118 @@
+"""REST: calls, their transcripts and recordings; health and readiness."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from switchboard.routes.auth import authorized
+from switchboard.services import Services
+from switchboard.session import SPEAKERS
+from switchboard.store.base import CallRecord, Segment
+from switchboard.store.errors import StoreError
+from switchboard.twilio_ids import is_call_sid
+
+
+def _json(data: Any, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(data, status_code=status_code)
+
+
+def _unauthorized() -> JSONResponse:
+    return JSONResponse({"error": "missing or invalid bearer token"}, status_code=401,
+                        headers={"WWW-Authenticate": "Bearer"})
+
+
+def call_json(call: CallRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(call):
+        value = getattr(call, f.name)
+        out[f.name] = value.isoformat() if isinstance(value, datetime) else value
+    if isinstance(out.get("providers"), tuple):
+        out["providers"] = list(out["providers"])
+    return out
+
+
+def segment_json(seg: Segment) -> dict[str, Any]:
+    return {"track": seg.track, "speaker": SPEAKERS.get(seg.track, seg.track), "seq": seg.seq,
+            "start_ms": seg.start_ms, "end_ms": seg.end_ms, "text": seg.text, "provider": seg.provider,
+            "confidence": seg.confidence}
+
+
+async def list_calls(request: Request) -> Response:
+    services: Services = request.state.services
+    if not authorized(request, services.settings.api_token):
+        return _unauthorized()
+    try:
+        limit = min(max(int(request.query_params.get("limit", "50")), 1), 500)
+        before = request.query_params.get("before")
+        before_id = int(before) if before else None
+    except ValueError:
+        return _json({"error": "limit and before must be integers"}, 400)
+    calls = await services.store.list_calls(limit=limit, before_id=before_id)
+    body: dict[str, Any] = {"calls": [call_json(c) for c in calls]}
+    if len(calls) == limit:
+        body["next_before"] = calls[-1].id
+    return _json(body)
+
+
+async def get_call(request: Request) -> Response:
+    services: Services = request.state.services
+    if not authorized(request, services.settings.api_token):
+        return _unauthorized()
+    sid = request.path_params["call_sid"]
+    if not is_call_sid(sid):
+        return _json({"error": "malformed CallSid"}, 400)
+    call = await services.store.get_call(sid)
+    if call is None:
+        return _json({"error": "no such call"}, 404)
+    body = call_json(call)
+    body["live"] = sid in services.registry
+    body["transcript"] = [segment_json(s) for s in await services.store.get_segments(sid)]
+    return _json(body)
+
+
+async def get_recording(request: Request) -> Response:
+    services: Services = request.state.services
+    if not authorized(request, services.settings.api_token):
+        return _unauthorized()
+    sid = request.path_params["call_sid"]
+    if not is_call_sid(sid):
+        return _json({"error": "malformed CallSid"}, 400)
+    call = await services.store.get_call(sid)
+    if call is None or not call.recording_key:
+        return _json({"error": "no recording for this call"}, 404)
+    path = (services.settings.data_dir / call.recording_key).resolve()
+    if not path.is_relative_to(services.settings.data_dir.resolve()) or not path.is_file():
+        return _json({"error": "recording not available on this instance"}, 404)
+    return FileResponse(path, media_type="audio/wav", filename=f"{sid}.wav")
+
+
+async def healthz(request: Request) -> Response:
+    return _json({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    services: Services = request.state.services
+    checks: dict[str, Any] = {}
+    ok = True
+    try:
+        await services.store.ping()
+        checks["database"] = "ok"
+    except StoreError as exc:
+        ok = False
+        checks["database"] = f"unavailable: {exc}"
+    checks["segment_writer"] = _plain(services.writer.stats())
+    checks["live"] = services.hub.stats()
+    checks["calls_live"] = len(services.registry)
+    checks["transcriber"] = services.transcriber.name
+    return _json({"status": "ok" if ok else "degraded", "checks": checks}, 200 if ok else 503)
+
+
+def _plain(stats: Any) -> Any:
+    if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
+        return dataclasses.asdict(stats)
+    return stats

@@ -1,0 +1,60 @@
+"""``WS /api/live`` and ``WS /api/live/{call_sid}``: snapshot, then live events; ``?after=N`` resumes.
+
+One task sends events, one watches for the client going away, both owned by a TaskGroup: a subscriber that never
+receives an event still gets cleaned up when it disconnects. Overflow closes with 1013 (try again later) and a reason
+naming the ``after`` value to resume from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from switchboard.live import Overflow, Subscription
+from switchboard.routes.auth import authorized
+from switchboard.services import Services
+
+TRY_AGAIN_LATER = 1013
+
+
+async def live(ws: WebSocket) -> None:
+    services: Services = ws.state.services
+    if not authorized(ws, services.settings.api_token):
+        await ws.close(1008, "missing or invalid token")
+        return
+    after_raw = ws.query_params.get("after", "0")
+    if not after_raw.isdigit():
+        await ws.close(1008, "after must be a non-negative integer")
+        return
+    await ws.accept()
+    call_sid = ws.path_params.get("call_sid")
+    sub = services.hub.subscribe(call_sid, int(after_raw))
+    try:
+        async with asyncio.TaskGroup() as group:
+            sender = group.create_task(_send(ws, sub))
+            group.create_task(_watch(ws, sender))
+    except* WebSocketDisconnect:
+        pass
+    finally:
+        services.hub.unsubscribe(sub)
+
+
+async def _send(ws: WebSocket, sub: Subscription) -> None:
+    try:
+        async for event in sub:
+            await ws.send_text(orjson.dumps(event).decode())
+    except Overflow as exc:
+        await ws.close(TRY_AGAIN_LATER, f"overflow; resume with after={exc.resume_after}")
+        return
+    await ws.close(1001, "server going away")
+
+
+async def _watch(ws: WebSocket, sender: asyncio.Task[None]) -> None:
+    """Clients send nothing we need; a disconnect (or the sender finishing) ends the subscription."""
+    while not sender.done():
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            sender.cancel()
+            return

@@ -1,0 +1,108 @@
+"""``WS /api/twilio/media-stream``: Twilio Media Streams into a CallSession.
+
+The handler only moves frames: the sans-I/O :class:`MediaStream` parses, the :class:`CallSession` does the work. A
+protocol violation closes the socket with its code and reason; whatever audio and transcript arrived before it is
+kept, because the session finalises on every way out.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from switchboard.registry import DuplicateCall
+from switchboard.services import Services
+from switchboard.session import CallSession
+from switchboard.tokens import check_stream_token
+from switchboard.twilio.errors import ProtocolViolation
+from switchboard.twilio.media_stream import Media, MediaStream, Start, Stop
+from switchboard.twilio.signature import validate_websocket, websocket_url
+
+log = logging.getLogger(__name__)
+
+POLICY = 1008
+
+
+async def media_stream(ws: WebSocket) -> None:
+    services: Services = ws.state.services
+    settings = services.settings
+    signature = ws.headers.get("x-twilio-signature")
+    token = settings.twilio_auth_token.reveal()
+    if signature is not None or settings.require_ws_signature:
+        url = websocket_url(settings.public_base, ws.url.path)
+        if not validate_websocket(token, url, signature):
+            log.warning("media stream refused: bad or missing X-Twilio-Signature")
+            await ws.close(POLICY, "invalid X-Twilio-Signature")
+            return
+    await ws.accept()
+    parser = MediaStream()
+    try:
+        start = await _wait_start(ws, parser)
+    except ProtocolViolation as exc:
+        await ws.close(exc.close_code, exc.reason)
+        return
+    except WebSocketDisconnect:
+        return
+    if start is None:
+        return
+    if not check_stream_token(token, start.call_sid, start.custom_parameters.get("token")):
+        log.warning("media stream for %s refused: bad stream token", start.call_sid)
+        await ws.close(POLICY, "invalid stream token for this call")
+        return
+    session = CallSession(start, services.session_deps())
+    try:
+        async with services.registry.hold(start.call_sid, session), session:
+            await _pump(ws, parser, session)
+            session.parser_stats = _stats(parser)
+    except DuplicateCall as exc:
+        await ws.close(POLICY, str(exc))
+
+
+async def _wait_start(ws: WebSocket, parser: MediaStream) -> Start | None:
+    """Read until ``start``: everything before it is ``connected`` (or a violation)."""
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return None
+        for event in parser.receive(_frame(message)):
+            if isinstance(event, Start):
+                return event
+
+
+async def _pump(ws: WebSocket, parser: MediaStream, session: CallSession) -> None:
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            session.stop(f"socket closed without stop (code {message.get('code', 1005)})")
+            return
+        try:
+            events = parser.receive(_frame(message))
+        except ProtocolViolation as exc:
+            session.stop(f"protocol violation: {exc.reason}")
+            await ws.close(exc.close_code, exc.reason)
+            return
+        for event in events:
+            if isinstance(event, Media):
+                session.on_media(event)
+            elif isinstance(event, Stop):
+                session.stop("stop")
+                await ws.close(1000)
+                return
+
+
+def _frame(message: dict[str, object]) -> str | bytes:
+    text = message.get("text")
+    if isinstance(text, str):
+        return text
+    data = message.get("bytes")
+    return data if isinstance(data, bytes) else b""
+
+
+def _stats(parser: MediaStream) -> dict[str, object]:
+    stats = parser.stats()
+    try:
+        return asdict(stats)  # type: ignore[call-overload]
+    except TypeError:
+        return dict(vars(stats))

@@ -1,0 +1,27 @@
+"""The services one running app owns: built in the lifespan, handed to routes through request state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from switchboard.config import Settings
+from switchboard.live import InMemoryHub
+from switchboard.registry import CallRegistry
+from switchboard.session import SessionDeps
+from switchboard.store.base import Store
+from switchboard.store.writer import SegmentWriter
+from switchboard.transcribe.base import Transcriber
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    store: Store
+    hub: InMemoryHub
+    transcriber: Transcriber
+    writer: SegmentWriter
+    registry: CallRegistry
+
+    def session_deps(self) -> SessionDeps:
+        return SessionDeps(store=self.store, hub=self.hub, transcriber=self.transcriber, writer=self.writer,
+                           data_dir=self.settings.data_dir)

@@ -1,0 +1,189 @@
+"""CallSession: wires one call's parts together and owns their lifetime.
+
+The session does no DSP and no protocol parsing itself: the media handler gives it typed events, the track pipelines
+do the audio work, transcript streams do recognition. The session owns one TaskGroup (one consumer task per track
+reading its transcript stream) and finalises in ``__aexit__`` whatever ended the call (Twilio's ``stop``, a dropped
+socket, a protocol violation, server shutdown): audio held in jitter buffers is flushed, final words are recognised,
+the recording is closed and the call row is marked ended with the cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from switchboard.live import TranscriptHub
+from switchboard.pipeline import TrackPipeline
+from switchboard.recorder import TRACKS, StereoRecorder
+from switchboard.store.base import Segment, Store
+from switchboard.store.errors import StoreError
+from switchboard.store.writer import SegmentWriter
+from switchboard.transcribe.base import Transcriber, TranscriptEvent, TranscriptStream
+from switchboard.transcribe.errors import TranscriptionError
+from switchboard.twilio.media_stream import Media, Start
+
+log = logging.getLogger(__name__)
+
+SPEAKERS = {"inbound": "caller", "outbound": "agent"}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDeps:
+    """The services a call needs, built once by the app's lifespan."""
+
+    store: Store
+    hub: TranscriptHub
+    transcriber: Transcriber
+    writer: SegmentWriter
+    data_dir: Path
+    drain_timeout_s: float = 120.0
+
+
+def recording_key(call_sid: str, at: datetime) -> str:
+    """Key layout shared by the local archive and S3: ``recordings/YYYY/MM/DD/{CallSid}.wav``."""
+    return f"recordings/{at:%Y/%m/%d}/{call_sid}.wav"
+
+
+@dataclass(slots=True)
+class _Track:
+    pipeline: TrackPipeline
+    stream: TranscriptStream
+    seq: int = 0
+
+
+@dataclass
+class CallSession:
+    """One live call. Use as ``async with CallSession(start, deps) as session:``."""
+
+    start: Start
+    deps: SessionDeps
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    end_reason: str = "stop"
+    providers: set[str] = field(default_factory=set)
+    transcription_errors: list[str] = field(default_factory=list)
+    parser_stats: dict[str, Any] = field(default_factory=dict)
+    _tracks: dict[str, _Track] = field(default_factory=dict)
+    _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    _recorder: StereoRecorder | None = None
+    _stopped: bool = False
+
+    @property
+    def call_sid(self) -> str:
+        return self.start.call_sid
+
+    async def __aenter__(self) -> CallSession:
+        key = recording_key(self.call_sid, self.started_at)
+        self._recorder = StereoRecorder(self.deps.data_dir / key)
+        self.recording_key = key
+        try:
+            for track in TRACKS:
+                stream = await self.deps.transcriber.open(track, 16000)
+                self._stack.push_async_callback(stream.aclose)
+                self._tracks[track] = _Track(TrackPipeline(track, stream, self._recorder.write), stream)
+            group = await self._stack.enter_async_context(asyncio.TaskGroup())
+            for track, state in self._tracks.items():
+                group.create_task(self._consume(track, state), name=f"transcripts:{self.call_sid}:{track}")
+        except BaseException:
+            await self._stack.aclose()
+            self._recorder.close()
+            raise
+        await self._record_start()
+        return self
+
+    def on_media(self, media: Media) -> None:
+        state = self._tracks.get(media.track)
+        if state is not None and not self._stopped:
+            state.pipeline.push(media.chunk, media.timestamp_ms, media.payload)
+
+    def stop(self, reason: str) -> None:
+        """No more media: flush every track so its final words reach the recogniser."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.end_reason = reason
+        for state in self._tracks.values():
+            state.pipeline.finish()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if exc is not None and not self._stopped:
+            self.end_reason = "server shutdown" if isinstance(exc, asyncio.CancelledError) else f"error: {exc!r}"
+        self.stop(self.end_reason)
+        try:
+            async with asyncio.timeout(self.deps.drain_timeout_s):
+                await self._stack.__aexit__(None, None, None)
+        except TimeoutError:
+            log.warning("call %s: transcripts did not drain in %.0fs", self.call_sid, self.deps.drain_timeout_s)
+            self.transcription_errors.append("drain timeout")
+        finally:
+            await self._record_end()
+
+    async def _consume(self, track: str, state: _Track) -> None:
+        """Forward one track's transcripts to the live hub and the segment writer."""
+        try:
+            async for event in state.stream:
+                self._publish_transcript(event)
+                if event.is_final and event.text:
+                    state.seq += 1
+                    self.deps.writer.add(Segment(self.call_sid, track, state.seq, event.start_ms, event.end_ms,
+                                                 event.text, event.provider, event.confidence))
+        except TranscriptionError as exc:
+            # Recognition failing must not stop the recording or the other track.
+            log.error("call %s track %s: transcription failed: %s", self.call_sid, track, exc)
+            self.transcription_errors.append(f"{track}: {exc}")
+            self.deps.hub.publish(self.call_sid, {"type": "transcriber.error", "track": track, "error": str(exc)})
+
+    def _publish_transcript(self, event: TranscriptEvent) -> None:
+        self.providers.add(event.provider)
+        self.deps.hub.publish(self.call_sid, {
+            "type": "transcript", "track": event.track, "speaker": SPEAKERS.get(event.track, event.track),
+            "text": event.text, "is_final": event.is_final, "start_ms": event.start_ms, "end_ms": event.end_ms,
+            "provider": event.provider, "confidence": event.confidence,
+        })
+
+    async def _record_start(self) -> None:
+        start = self.start
+        self.deps.hub.publish(self.call_sid, {
+            "type": "call.started", "stream_sid": start.stream_sid, "tracks": list(start.tracks),
+            "started_at": self.started_at.isoformat(),
+        })
+        try:
+            await self.deps.store.create_call(self.call_sid, account_sid=start.account_sid, from_number=None,
+                                              to_number=None, direction=None, mode=None, status="in-progress",
+                                              at=self.started_at)
+            await self.deps.store.stream_started(self.call_sid, stream_sid=start.stream_sid, at=self.started_at)
+        except StoreError as exc:
+            # The call goes on: the end-of-call write upserts the row again.
+            log.warning("call %s: could not record stream start: %s", self.call_sid, exc)
+
+    async def _record_end(self) -> None:
+        assert self._recorder is not None
+        media_ms = self._recorder.close()
+        stats = {
+            "tracks": {t: s.pipeline.stats() for t, s in self._tracks.items()},
+            "recording": self._recorder.stats(),
+            "parser": self.parser_stats,
+            "transcription_errors": self.transcription_errors,
+        }
+        ended = datetime.now(UTC)
+        if not await self.deps.writer.wait_flushed():
+            log.warning("call %s: transcript segments are still queued at the end of the call", self.call_sid)
+        try:
+            await self.deps.store.create_call(self.call_sid, account_sid=self.start.account_sid, from_number=None,
+                                              to_number=None, direction=None, mode=None, status=None,
+                                              at=self.started_at)
+            await self.deps.store.end_call(self.call_sid, at=ended, reason=self.end_reason, media_ms=media_ms,
+                                           recording_key=self.recording_key, recording_status="local",
+                                           providers=sorted(self.providers), stats=stats)
+        except StoreError as exc:
+            log.error("call %s: could not record the end of the call: %s", self.call_sid, exc)
+        self.deps.hub.publish(self.call_sid, {
+            "type": "call.ended", "reason": self.end_reason, "media_ms": media_ms,
+            "ended_at": ended.isoformat(), "recording_key": self.recording_key,
+        })

@@ -1,0 +1,68 @@
+"""The provider-neutral transcription seam: a ``Transcriber`` per provider, a ``TranscriptStream`` per track.
+
+Audio goes in synchronously (``push`` never waits, so the media path never blocks on a recogniser) and
+results come out as an async iterator of :class:`TranscriptEvent`. Times are media time, in milliseconds
+since the stream began (taken from the ``pts_ms`` the caller pushes, i.e. Twilio timestamps), never
+wall-clock time, so a replayed call gets the same timestamps as the live one. Local engines and cloud
+providers implement the same two protocols, which lets a failover composite wrap any of them (see
+:mod:`switchboard.transcribe.errors` for the error contract).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+Pcm16 = npt.NDArray[np.int16]
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptEvent:
+    """One partial or final hypothesis for a stretch of one track's audio."""
+
+    track: str
+    text: str
+    is_final: bool
+    start_ms: int
+    """Media time of the first sample of the recognised audio, ms since the stream began."""
+    end_ms: int
+    provider: str
+    confidence: float | None = None
+    """0..1 when the provider reports one; ``None`` for engines that do not (Moonshine)."""
+
+
+@runtime_checkable
+class TranscriptStream(Protocol):
+    """Recognition of one track: push audio, iterate events.
+
+    ``push(pcm, pts_ms)``: int16 mono at the opened rate; ``pts_ms`` is the media time of its first sample.
+    Audio is expected contiguous (the jitter buffer fills gaps), but a jump in ``pts_ms`` is honoured for
+    timestamps. ``end()``: no more audio; the iterator finishes once every final has been emitted.
+    ``aclose()``: abandon the stream now, cancelling pending work and releasing resources; idempotent.
+    """
+
+    def push(self, pcm: Pcm16, pts_ms: int) -> None: ...
+
+    def end(self) -> None: ...
+
+    def __aiter__(self) -> TranscriptStream: ...
+
+    async def __anext__(self) -> TranscriptEvent: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Transcriber(Protocol):
+    """A recognition provider; ``open`` may connect or load, and raises ``TranscriptionError`` if it
+    cannot."""
+
+    name: str
+
+    async def open(self, track: str, sample_rate: int) -> TranscriptStream: ...
+
+
+__all__ = ["Pcm16", "Transcriber", "TranscriptEvent", "TranscriptStream"]

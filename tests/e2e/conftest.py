@@ -1,0 +1,83 @@
+"""A real uvicorn server on loopback with a real PostgreSQL, shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+
+from switchboard.app import create_app
+from switchboard.config import Secret, Settings
+from switchboard.replay.twilio_fake import Target
+from tests.pg_plugin import dsn_for
+
+AUTH_TOKEN = "e2e-twilio-auth-token"
+API_TOKEN = "e2e-api-token"
+
+
+@dataclass(frozen=True)
+class Server:
+    settings: Settings
+    base: str
+    target: Target
+
+    @property
+    def ws_base(self) -> str:
+        return self.base.replace("http://", "ws://")
+
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def fresh_database(server_dsn: str, prefix: str) -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(server_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return dsn_for(server_dsn, name)
+
+
+@pytest.fixture(scope="session")
+async def server(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
+    dsn = await fresh_database(pg_dsn, "e2e")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    data_dir: Path = tmp_path_factory.mktemp("switchboard-data")
+    settings = Settings(data_dir=data_dir, public_url=base, host="127.0.0.1", port=port,
+                        twilio_auth_token=Secret(AUTH_TOKEN), api_token=Secret(API_TOKEN),
+                        database_url=Secret(dsn), transcriber="local", stt_workers=1, live_queue=5000)
+    uv = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+                                       lifespan="on"))
+    task = asyncio.create_task(uv.serve())
+    async with asyncio.timeout(60):
+        while not uv.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
+    try:
+        yield Server(settings, base, Target(base, base, AUTH_TOKEN, API_TOKEN))
+    finally:
+        uv.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.base, timeout=30) as client:
+        yield client
