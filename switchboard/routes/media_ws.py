@@ -8,7 +8,6 @@ kept, because the session finalises on every way out.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -41,7 +40,7 @@ async def media_stream(ws: WebSocket) -> None:
     try:
         start = await _wait_start(ws, parser)
     except ProtocolViolation as exc:
-        await ws.close(exc.close_code, exc.reason)
+        await ws.close(exc.close_code, exc.close_reason)
         return
     except WebSocketDisconnect:
         return
@@ -81,7 +80,7 @@ async def _pump(ws: WebSocket, parser: MediaStream, session: CallSession) -> Non
             events = parser.receive(_frame(message))
         except ProtocolViolation as exc:
             session.stop(f"protocol violation: {exc.reason}")
-            await ws.close(exc.close_code, exc.reason)
+            await ws.close(exc.close_code, exc.close_reason)
             return
         for event in events:
             if isinstance(event, Media):
@@ -101,8 +100,4 @@ def _frame(message: dict[str, object]) -> str | bytes:
 
 
 def _stats(parser: MediaStream) -> dict[str, object]:
-    stats = parser.stats()
-    try:
-        return asdict(stats)  # type: ignore[call-overload]
-    except TypeError:
-        return dict(vars(stats))
+    return parser.stats().as_dict()

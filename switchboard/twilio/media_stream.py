@@ -33,6 +33,7 @@ _MEDIA_TRACKS: Final[dict[str, Track]] = {"inbound": "inbound", "outbound": "out
 _DTMF_TRACKS: Final[dict[str, Track]] = {"inbound_track": "inbound", "outbound_track": "outbound"}
 _DTMF_TRACKS.update(_MEDIA_TRACKS)
 _MAX_DIGITS: Final = 18  # counters fit in int64; also keeps int() away from hostile 64 KB digit strings
+_COUNTER_LIMIT: Final = 10**_MAX_DIGITS
 
 
 class State(Enum):
@@ -197,7 +198,7 @@ def _uint(value: object, where: str) -> int:
     """Twilio sends counters as ASCII decimal strings ("3"); JSON integers are accepted too."""
     if _is_counter(value):
         return int(value)
-    if type(value) is int and value >= 0:
+    if type(value) is int and 0 <= value < _COUNTER_LIMIT:
         return value
     raise _invalid(f"{where} is not a non-negative integer: {_short(value)}")
 
@@ -217,7 +218,8 @@ def _media_format(start: dict[str, Any]) -> MediaFormat:
         _uint(raw.get("channels"), "mediaFormat.channels"),
     )
     if found != SUPPORTED_FORMAT:
-        raise ProtocolViolation(f"unsupported media format {found}", CloseCode.UNSUPPORTED_DATA)
+        reason = f"unsupported media format {found}; only {SUPPORTED_FORMAT} is decoded"
+        raise ProtocolViolation(reason, CloseCode.UNSUPPORTED_DATA)
     return SUPPORTED_FORMAT
 
 
@@ -339,10 +341,9 @@ class MediaStream:
     def _skip_unknown(self, msg: dict[str, Any]) -> list[Event]:
         """Twilio may add event types: skip them, but keep the shared sequence counter in step."""
         self._skipped[SkipReason.UNKNOWN_EVENT] += 1
-        seq = msg.get("sequenceNumber")
-        if self._state is State.STREAMING and type(seq) is str and seq.isdigit() and seq.isascii():
-            if len(seq) <= _MAX_DIGITS:
-                self._accept_sequence(int(seq))
+        seq, last = msg.get("sequenceNumber"), self._last_seq
+        if self._state is _STREAMING and last is not None and _is_counter(seq) and int(seq) > last:
+            self._accept_sequence(int(seq))
         return []
 
     def _accept_sequence(self, seq: int) -> bool:

@@ -226,8 +226,10 @@ def test_unknown_events_are_skipped_and_keep_the_sequence_in_step() -> None:
     assert ms.receive(json.dumps({"event": "future-without-sequence"})) == []
     assert ms.receive(msg("future", 9 * 10**18 + 9)) == []  # 19 digits: not a counter we track
     assert first_media(ms.receive(media(3))).sequence == 3
+    assert ms.receive(msg("future", 2)) == []  # an old number on an unknown event moves nothing
     stats = ms.stats()
-    assert stats.skipped[SkipReason.UNKNOWN_EVENT] == 3 and stats.sequence_gaps == 0
+    assert stats.skipped[SkipReason.UNKNOWN_EVENT] == 4 and stats.sequence_gaps == 0
+    assert stats.skipped[SkipReason.NON_INCREASING_SEQUENCE] == 0
 
 
 def test_unknown_event_before_start_is_skipped() -> None:
