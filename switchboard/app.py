@@ -18,6 +18,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from switchboard.config import Settings
 from switchboard.live import InMemoryHub
+from switchboard.metrics import Metrics
 from switchboard.registry import CallRegistry
 from switchboard.routes import api, live_ws, media_ws, twilio_http
 from switchboard.services import Services
@@ -53,8 +54,18 @@ def _transcriber(settings: Settings, stack: AsyncExitStack) -> Transcriber:
     from switchboard.transcribe.moonshine import RecognizerPool
 
     pool = RecognizerPool(workers=settings.stt_workers)
-    stack.callback(pool.close)
+    stack.push_async_callback(pool.aclose)
     return LocalTranscriber(pool)
+
+
+def _metrics(registry: CallRegistry, hub: InMemoryHub, writer: SegmentWriter) -> Metrics:
+    metrics = Metrics()
+    metrics.gauge("switchboard_calls_live", "Calls with a live media stream", lambda: len(registry))
+    metrics.gauge("switchboard_live_subscribers", "Live websocket subscribers", lambda: hub.stats()["subscribers"])
+    metrics.gauge("switchboard_segments_queued", "Transcript segments waiting for the database",
+                  lambda: writer.stats().queued)
+    metrics.gauge("switchboard_segments_spooled", "Transcript segments spooled to disk", lambda: writer.stats().spooled)
+    return metrics
 
 
 def create_app(settings: Settings, *, transcriber: Transcriber | None = None) -> Starlette:
@@ -69,7 +80,8 @@ def create_app(settings: Settings, *, transcriber: Transcriber | None = None) ->
             stt = transcriber or _transcriber(settings, stack)
             hub = InMemoryHub(queue_size=settings.live_queue)
             registry = CallRegistry()
-            services = Services(settings, store, hub, stt, writer, registry)
+            metrics = _metrics(registry, hub, writer)
+            services = Services(settings, store, hub, stt, writer, registry, metrics)
             group = await stack.enter_async_context(asyncio.TaskGroup())
             writer_task = group.create_task(writer.run(), name="segment-writer")
             try:
@@ -92,5 +104,6 @@ def create_app(settings: Settings, *, transcriber: Transcriber | None = None) ->
         Route("/api/calls/{call_sid}/recording", api.get_recording),
         Route("/healthz", api.healthz),
         Route("/readyz", api.readyz),
+        Route("/metrics", api.metrics),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 
@@ -11,6 +12,7 @@ from audio import STT_RATE, TWILIO_RATE
 from audio.jitter import Frame, JitterBuffer
 from audio.mulaw import decode
 from audio.resample import StreamResampler
+from switchboard.metrics import Histogram
 from switchboard.transcribe.base import TranscriptStream
 
 RecordFn = Callable[[str, int, bytes, int], None]
@@ -20,7 +22,7 @@ class TrackPipeline:
     """Everything a track's audio goes through on the media path; synchronous and cheap per frame."""
 
     def __init__(self, track: str, stream: TranscriptStream, record: RecordFn, *, window_ms: int = 60,
-                 batch_ms: int = 100) -> None:
+                 batch_ms: int = 40, lag: Histogram | None = None) -> None:
         self.track = track
         self._stream = stream
         self._record = record
@@ -31,8 +33,12 @@ class TrackPipeline:
         self._batch_bytes = batch_ms * TWILIO_RATE // 1000
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        self._lag = lag
+        self._oldest_arrival = 0.0
 
     def push(self, chunk: int, timestamp_ms: int, payload: bytes) -> None:
+        if not self._pending:
+            self._oldest_arrival = time.perf_counter()
         self._emit(self._jitter.push(chunk, timestamp_ms, payload))
 
     def release_until(self, timestamp_ms: int) -> None:
@@ -60,12 +66,15 @@ class TrackPipeline:
             self._resample_pending()
 
     def _resample_pending(self) -> None:
-        """Decode and resample in batches: per-call overhead dominates at 20 ms, so 100 ms costs about half."""
+        """Decode and resample in small batches: per-call overhead dominates at 20 ms (see scripts/bench_audio.py).
+        The batch is short (40 ms by default) so the hand-off lag it adds stays one frame."""
         if self._pending:
             payload = b"".join(self._pending)
             self._pending.clear()
             self._pending_bytes = 0
             self._to_stream(self._resampler.push(decode(payload)))
+            if self._lag is not None:
+                self._lag.observe(time.perf_counter() - self._oldest_arrival)
 
     def _to_stream(self, pcm: np.ndarray) -> None:
         if pcm.size:

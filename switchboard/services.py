@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from switchboard.config import Settings
 from switchboard.live import InMemoryHub
+from switchboard.metrics import Metrics
 from switchboard.registry import CallRegistry
 from switchboard.session import SessionDeps
 from switchboard.store.base import Store
@@ -21,7 +22,8 @@ class Services:
     transcriber: Transcriber
     writer: SegmentWriter
     registry: CallRegistry
+    metrics: Metrics
 
     def session_deps(self) -> SessionDeps:
         return SessionDeps(store=self.store, hub=self.hub, transcriber=self.transcriber, writer=self.writer,
-                           data_dir=self.settings.data_dir)
+                           data_dir=self.settings.data_dir, metrics=self.metrics)

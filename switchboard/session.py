@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from switchboard.live import TranscriptHub
+from switchboard.metrics import Metrics
 from switchboard.pipeline import TrackPipeline
 from switchboard.recorder import TRACKS, StereoRecorder
 from switchboard.store.base import Segment, Store
@@ -42,6 +43,7 @@ class SessionDeps:
     transcriber: Transcriber
     writer: SegmentWriter
     data_dir: Path
+    metrics: Metrics
     drain_timeout_s: float = 120.0
 
 
@@ -85,7 +87,8 @@ class CallSession:
             for track in TRACKS:
                 stream = await self.deps.transcriber.open(track, 16000)
                 self._stack.push_async_callback(stream.aclose)
-                self._tracks[track] = _Track(TrackPipeline(track, stream, self._recorder.write), stream)
+                pipeline = TrackPipeline(track, stream, self._recorder.write, lag=self.deps.metrics.handoff_lag)
+                self._tracks[track] = _Track(pipeline, stream)
             group = await self._stack.enter_async_context(asyncio.TaskGroup())
             for track, state in self._tracks.items():
                 group.create_task(self._consume(track, state), name=f"transcripts:{self.call_sid}:{track}")
@@ -148,6 +151,7 @@ class CallSession:
         })
 
     async def _record_start(self) -> None:
+        self.deps.metrics.inc("switchboard_calls_started_total")
         start = self.start
         self.deps.hub.publish(self.call_sid, {
             "type": "call.started", "stream_sid": start.stream_sid, "tracks": list(start.tracks),
@@ -164,6 +168,7 @@ class CallSession:
 
     async def _record_end(self) -> None:
         assert self._recorder is not None
+        self.deps.metrics.inc("switchboard_calls_ended_total")
         media_ms = self._recorder.close()
         stats = {
             "tracks": {t: s.pipeline.stats() for t, s in self._tracks.items()},

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
 from switchboard.routes.auth import authorized
 from switchboard.services import Services
@@ -116,3 +116,8 @@ def _plain(stats: Any) -> Any:
     if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
         return dataclasses.asdict(stats)
     return stats
+
+
+async def metrics(request: Request) -> Response:
+    services: Services = request.state.services
+    return PlainTextResponse(services.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -6,11 +6,17 @@ audio (~0.1–0.5 ms per 32 ms window), hands each finished utterance to the :cl
 decode in flight per stream, so finals come out in order) and waits on "more audio" or "decode done". Audio
 is kept from :attr:`Endpointer.retain_from` on, i.e. only the open utterance plus padding (≤ max utterance +
 padding) and whatever the iterator has not yet looked at.
+
+Overflow policy: audio the iterator has not looked at is bounded by ``max_backlog_ms``. A stream nobody
+iterates any more (its consumer stopped after an error) would otherwise grow for the rest of the call, so past
+the bound newer audio is dropped and counted (``stats().dropped_samples``); media timestamps stay right because
+the next accepted push re-anchors the clock at its ``pts_ms``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from dataclasses import dataclass
 from typing import Final
@@ -24,6 +30,8 @@ from switchboard.transcribe.base import Pcm16, TranscriptEvent
 from switchboard.transcribe.errors import StreamClosedError
 from switchboard.transcribe.moonshine import RecognizerPool
 from switchboard.transcribe.vad import DetectorPool, SileroDetector
+
+log = logging.getLogger(__name__)
 
 RATE: Final = 16_000
 PARTIAL_MAX_MS: Final = 4_000
@@ -105,6 +113,8 @@ class StreamStats:
     backlog_samples: int
     """Pushed but not yet run through the detector."""
     retained_samples: int
+    dropped_samples: int
+    """Pushed while the backlog was over ``max_backlog_ms``: never transcribed."""
     finals: int
     partials: int
 
@@ -113,7 +123,7 @@ class LocalStream:
     """One track's :class:`~switchboard.transcribe.base.TranscriptStream`; a single coroutine iterates it."""
 
     def __init__(self, track: str, pool: RecognizerPool, detector: SileroDetector, detectors: DetectorPool,
-                 config: EndpointConfig, partial_interval_ms: int, provider: str) -> None:
+                 config: EndpointConfig, partial_interval_ms: int, provider: str, max_backlog_ms: int) -> None:
         self.track = track
         self._pool, self._detector, self._detectors = pool, detector, detectors
         self._endpointer = Endpointer(config)
@@ -126,7 +136,8 @@ class LocalStream:
         self._inflight: tuple[_Job, asyncio.Future[str]] | None = None
         self._wakeup: asyncio.Future[None] | None = None
         self._ended = self._flushed = self._closed = False
-        self._finals = self._partials = 0
+        self._finals = self._partials = self._dropped = 0
+        self._max_backlog = max_backlog_ms * RATE // 1000
 
     def push(self, pcm: Pcm16, pts_ms: int) -> None:
         """Append audio (int16, 16 kHz) whose first sample is at media time ``pts_ms``; never blocks."""
@@ -134,6 +145,12 @@ class LocalStream:
             raise StreamClosedError(f"push after end/aclose on track {self.track!r}", provider=self._provider)
         if not isinstance(pcm, np.ndarray) or pcm.dtype != np.int16 or pcm.ndim != 1:
             raise InvalidPcmError(f"expected 1-D int16 PCM, got {getattr(pcm, 'dtype', type(pcm))}")
+        if self._log.end - self._endpointer.position + len(pcm) > self._max_backlog:
+            if not self._dropped:
+                log.warning("track %s: transcription backlog over %d samples, dropping audio (is the stream "
+                            "still iterated?)", self.track, self._max_backlog)
+            self._dropped += len(pcm)
+            return
         if len(pcm):
             self._clock.note(self._log.end, pts_ms)
             self._log.append(pcm)
@@ -177,8 +194,8 @@ class LocalStream:
 
     def stats(self) -> StreamStats:
         position = self._endpointer.position
-        return StreamStats(self._log.end, self._log.end - position, self._log.end - self._log.origin,
-                           self._finals, self._partials)
+        return StreamStats(self._log.end + self._dropped, self._log.end - position,
+                           self._log.end - self._log.origin, self._dropped, self._finals, self._partials)
 
     def _advance(self) -> bool:
         """Run up to FRAMES_PER_STEP detector windows and queue the utterances cut; True if audio is left."""
@@ -278,14 +295,18 @@ class LocalTranscriber:
     name = "local"
 
     def __init__(self, pool: RecognizerPool, *, endpoint: EndpointConfig | None = None,
-                 partial_interval_ms: int = 0, detectors: DetectorPool | None = None) -> None:
+                 partial_interval_ms: int = 0, detectors: DetectorPool | None = None,
+                 max_backlog_ms: int = 60_000) -> None:
         self._config = endpoint if endpoint is not None else EndpointConfig(sample_rate=RATE)
         if self._config.sample_rate != RATE:
             raise UnsupportedRateError(f"endpointing runs at {RATE} Hz, not {self._config.sample_rate}")
         if partial_interval_ms < 0:
             raise ValueError("partial_interval_ms must be >= 0 (0 = no partials)")
+        if max_backlog_ms < self._config.max_utterance_ms:
+            raise ValueError("max_backlog_ms must cover at least one maximal utterance")
         self._pool = pool
         self._partial_interval_ms = partial_interval_ms
+        self._max_backlog_ms = max_backlog_ms
         self._detectors = detectors if detectors is not None else DetectorPool()
 
     async def open(self, track: str, sample_rate: int) -> LocalStream:
@@ -295,7 +316,7 @@ class LocalTranscriber:
         await self._pool.wait_ready()
         detector = await self._detectors.acquire()
         return LocalStream(track, self._pool, detector, self._detectors, self._config,
-                           self._partial_interval_ms, self.name)
+                           self._partial_interval_ms, self.name, self._max_backlog_ms)
 
 
 __all__ = ["LocalStream", "LocalTranscriber", "StreamStats"]

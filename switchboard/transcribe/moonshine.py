@@ -164,10 +164,13 @@ class RecognizerPool:
                 self._audio_s += samples.size / SAMPLE_RATE
                 self._busy_s += time.perf_counter() - started
 
-    def submit(self, samples: Float32) -> asyncio.Future[str]:
-        """Queue float32 16 kHz ``samples`` for recognition; cancelling the future drops it if not started."""
+    def _check_open(self) -> None:
         if self._closed:
             raise ProviderUnavailable("recognizer pool is closed", retryable=False, provider=PROVIDER)
+
+    def submit(self, samples: Float32) -> asyncio.Future[str]:
+        """Queue float32 16 kHz ``samples`` for recognition; cancelling the future drops it if not started."""
+        self._check_open()
         return asyncio.get_running_loop().run_in_executor(self._executor, self._run, samples)
 
     async def recognize(self, samples: Float32) -> str:
@@ -176,14 +179,14 @@ class RecognizerPool:
 
     async def wait_ready(self) -> None:
         """Load an engine (if none is yet) so that a broken install fails here, not mid-call."""
-        if self._closed:
-            raise ProviderUnavailable("recognizer pool is closed", retryable=False, provider=PROVIDER)
+        self._check_open()
         if self._engines:
             return
         await asyncio.get_running_loop().run_in_executor(self._executor, self._engine)
 
     async def self_test(self) -> str:
         """Run the engine's self-test in a worker: a startup check that the model really recognises speech."""
+        self._check_open()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: self._engine().self_test())
 

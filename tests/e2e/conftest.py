@@ -61,7 +61,7 @@ async def server(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Async
     data_dir: Path = tmp_path_factory.mktemp("switchboard-data")
     settings = Settings(data_dir=data_dir, public_url=base, host="127.0.0.1", port=port,
                         twilio_auth_token=Secret(AUTH_TOKEN), api_token=Secret(API_TOKEN),
-                        database_url=Secret(dsn), transcriber="local", stt_workers=1, live_queue=5000)
+                        database_url=Secret(dsn), transcriber="local", stt_workers=2, live_queue=5000)
     uv = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
                                        lifespan="on"))
     task = asyncio.create_task(uv.serve())

@@ -31,9 +31,9 @@ def sidecar(path: Path) -> dict[str, Any]:
     return json.loads(path.with_suffix(".json").read_text())
 
 
-async def replay(server: Any, http: httpx.AsyncClient, path: Path, imp: Impairments = Impairments(),
+async def replay(server: Any, http: httpx.AsyncClient, path: Path, imp: Impairments | None = None,
                  speed: float = 0, **kw: Any) -> CallResult:
-    schedule = build_schedule(path, imp)
+    schedule = build_schedule(path, imp or Impairments())
     return await replay_call(server.target, schedule, speed=speed, client=http, **kw)
 
 
@@ -49,10 +49,18 @@ def interleave(a: bytes, b: bytes) -> bytes:
     return bytes(out)
 
 
+@pytest.fixture(scope="session")
+async def replayed(server: Any) -> dict[Path, CallResult]:
+    """Every fixture replayed as concurrent calls (the recogniser pool works through them in parallel)."""
+    async with httpx.AsyncClient(base_url=server.base, timeout=60) as client:
+        results = await asyncio.gather(*(replay(server, client, path) for path in ALL))
+    return dict(zip(ALL, results, strict=True))
+
+
 @pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
-async def test_fixture_call_end_to_end(server: Any, http: httpx.AsyncClient, path: Path) -> None:
+async def test_fixture_call_end_to_end(server: Any, replayed: dict[Path, CallResult], path: Path) -> None:
     meta = sidecar(path)
-    result = await replay(server, http, path)
+    result = replayed[path]
     assert result.ended is not None and result.ended["reason"] == "stop"
     stored = result.stored
     assert stored is not None

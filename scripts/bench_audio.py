@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Audio-path benchmark: microseconds per 20 ms frame of one track, and memory over a 1-hour simulated call.
+
+Prints numbers, asserts nothing (machines are noisy). Run: .venv/bin/python scripts/bench_audio.py [--minutes 60]
+
+    decode        μ-law → int16 (table lookup)
+    resample      8 kHz → 16 kHz on one soxr stream
+    whole         jitter buffer + decode + resample + cheap detector + endpointer + stereo aligner + WAV write
+    silero        the model detector, per 20 ms of audio
+Each path is measured per 20 ms frame and batched (100 ms handed over at once), reported per 20 ms of audio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from audio import FRAME_SAMPLES, STT_RATE, TWILIO_RATE
+from audio.align import TrackAligner
+from audio.detectors import EnergyDetector, WebRtcDetector
+from audio.endpoint import EndpointConfig, Endpointer
+from audio.jitter import JitterBuffer
+from audio.mulaw import decode, encode
+from audio.resample import StreamResampler
+from audio.wav import WavWriter
+
+
+def speechlike(seconds: float, seed: int = 7) -> bytes:
+    """μ-law audio with speech-like bursts and pauses, so detectors and the endpointer change state."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * TWILIO_RATE)
+    t = np.arange(n) / TWILIO_RATE
+    envelope = (np.sin(2 * np.pi * 0.25 * t) > 0).astype(np.float64)
+    voice = np.sin(2 * np.pi * 180 * t) * 0.5 + np.sin(2 * np.pi * 720 * t) * 0.3
+    pcm = (envelope * voice * 9000 + rng.normal(0, 60, n)).astype(np.int16)
+    return encode(pcm)
+
+
+def timed(step: Callable[[int], object], frames: int) -> list[float]:
+    """µs per call of step(i) for i in range(frames)."""
+    out = []
+    clock = time.perf_counter_ns
+    for i in range(frames):
+        t0 = clock()
+        step(i)
+        out.append((clock() - t0) / 1000)
+    return out
+
+
+def report(name: str, samples: list[float], per: int = 1) -> float:
+    """Print median and p99 per 20 ms of audio; ``per`` = frames covered by one sample."""
+    scaled = sorted(s / per for s in samples)
+    median = statistics.median(scaled)
+    p99 = scaled[min(len(scaled) - 1, int(len(scaled) * 0.99))]
+    print(f"{name:<34} median {median:7.2f} µs   p99 {p99:7.2f} µs   per 20 ms frame")
+    return median
+
+
+class WholePath:
+    """The per-track media path without a model VAD; one instance per track, sharing a recorder."""
+
+    def __init__(self, aligner: TrackAligner, writer: WavWriter, track: str, batch_frames: int) -> None:
+        self.jitter = JitterBuffer()
+        self.resampler = StreamResampler(TWILIO_RATE, STT_RATE)
+        self.detector = EnergyDetector(sample_rate=TWILIO_RATE, frame_ms=20 * batch_frames)
+        self.endpointer = Endpointer(EndpointConfig(sample_rate=TWILIO_RATE))
+        self.aligner, self.writer, self.track = aligner, writer, track
+        self.batch = batch_frames
+        self.pending: list[bytes] = []
+
+    def push(self, chunk: int, ts: int, payload: bytes) -> None:
+        for frame in self.jitter.push(chunk, ts, payload):
+            stereo = self.aligner.push(self.track, frame.timestamp_ms, frame.payload)
+            if stereo:
+                self.writer.write(stereo)
+            self.pending.append(frame.payload)
+            if len(self.pending) >= self.batch:
+                ulaw = b"".join(self.pending) if self.batch > 1 else self.pending[0]
+                self.pending.clear()
+                pcm = decode(ulaw)
+                self.resampler.push(pcm)
+                self.endpointer.push(self.detector.probability(pcm), pcm.size)
+
+
+def bench_whole(audio: bytes, batch: int, out: Path) -> list[float]:
+    aligner = TrackAligner()
+    with WavWriter(out, channels=2) as writer:
+        a = WholePath(aligner, writer, "inbound", batch)
+        b = WholePath(aligner, writer, "outbound", batch)
+        frames = len(audio) // FRAME_SAMPLES
+        payloads = [audio[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES] for i in range(frames)]
+
+        def step(g: int) -> None:  # one batch cycle: `batch` frames on both tracks
+            for i in range(g * batch, (g + 1) * batch):
+                a.push(i + 1, i * 20, payloads[i])
+                b.push(i + 1, i * 20, payloads[i])
+
+        # per 20 ms frame of one track: a cycle covers `batch` frames on two tracks
+        return [s / (2 * batch) for s in timed(step, frames // batch)]
+
+
+def memory_over_call(minutes: int, out: Path) -> list[tuple[int, float]]:
+    """RSS (MB) every 10 simulated minutes of a two-track call through the whole path."""
+    chunk = speechlike(60)
+    frames_per_min = len(chunk) // FRAME_SAMPLES
+    aligner = TrackAligner()
+    points = []
+    with WavWriter(out, channels=2) as writer:
+        a = WholePath(aligner, writer, "inbound", 5)
+        b = WholePath(aligner, writer, "outbound", 5)
+        for minute in range(minutes):
+            base = minute * frames_per_min
+            for i in range(frames_per_min):
+                payload = chunk[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES]
+                n = base + i
+                a.push(n + 1, n * 20, payload)
+                b.push(n + 1, n * 20, payload)
+            if minute % 10 == 0 or minute == minutes - 1:
+                gc.collect()
+                points.append((minute + 1, _rss_mb()))
+    return points
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        pages = int(fh.read().split()[1])
+    return pages * resource.getpagesize() / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=120, help="audio per timing run")
+    parser.add_argument("--minutes", type=int, default=60, help="length of the simulated call for memory")
+    args = parser.parse_args()
+    audio = speechlike(args.seconds)
+    frames = len(audio) // FRAME_SAMPLES
+    chunks = [audio[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES] for i in range(frames)]
+    batches = [audio[i:i + 5 * FRAME_SAMPLES] for i in range(0, len(audio) - 5 * FRAME_SAMPLES + 1, 5 * FRAME_SAMPLES)]
+    print(f"{frames} frames of 20 ms per run ({args.seconds:.0f} s of one track)\n")
+
+    report("decode (per frame)", timed(lambda i: decode(chunks[i]), frames))
+    report("decode (100 ms batches)", timed(lambda i: decode(batches[i]), len(batches)), per=5)
+    pcm_frames = [decode(c) for c in chunks]
+    pcm_batches = [decode(b) for b in batches]
+    rs = StreamResampler(TWILIO_RATE, STT_RATE)
+    report("resample (per frame)", timed(lambda i: rs.push(pcm_frames[i]), frames))
+    rs = StreamResampler(TWILIO_RATE, STT_RATE)
+    report("resample (100 ms batches)", timed(lambda i: rs.push(pcm_batches[i]), len(batches)), per=5)
+    energy = EnergyDetector(sample_rate=TWILIO_RATE, frame_ms=20)
+    report("energy detector (per frame)", timed(lambda i: energy.probability(pcm_frames[i]), frames))
+    webrtc = WebRtcDetector(sample_rate=TWILIO_RATE, frame_ms=20, mode=2)
+    report("webrtc detector (per frame)", timed(lambda i: webrtc.probability(pcm_frames[i]), frames))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        per_frame = report("whole path (per frame)", bench_whole(audio, 1, Path(tmp) / "a.wav"))
+        batched = report("whole path (100 ms batches)", bench_whole(audio, 5, Path(tmp) / "b.wav"))
+        print()
+        for label, cost in (("per frame", per_frame), ("100 ms batches", batched)):
+            calls = 1e6 / (cost * 2 * 50)
+            print(f"implied calls per core ({label}): {calls:,.0f}  (two tracks × 50 frames/s at the median)")
+        print()
+        try:
+            from switchboard.transcribe.vad import SileroDetector
+        except ImportError as exc:  # the model detector lives with the server; audio/ stands alone
+            print(f"silero: not available ({exc})")
+        else:
+            silero = SileroDetector()
+            rs16 = StreamResampler(TWILIO_RATE, STT_RATE)
+            pcm16 = np.concatenate([rs16.push(p) for p in pcm_batches] + [rs16.flush()])
+            windows = [pcm16[i:i + 512] for i in range(0, pcm16.size - 512, 512)]
+            samples = timed(lambda i: silero.probability(windows[i]), len(windows))
+            report("silero detector (per 20 ms)", [s * 20 / 32 for s in samples])
+        print()
+        points = memory_over_call(args.minutes, Path(tmp) / "long.wav")
+        for minute, rss in points:
+            print(f"memory after {minute:3d} simulated minutes: RSS {rss:7.1f} MB")
+        print(f"memory growth over the call: {points[-1][1] - points[0][1]:+.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Process metrics in Prometheus text format: counters, gauges and fixed-bucket histograms.
+
+Small on purpose: recording is a few attribute updates (it runs on the media path), rendering happens only when
+``GET /metrics`` is scraped.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable
+
+
+class Histogram:
+    def __init__(self, name: str, help_text: str, buckets: Iterable[float]) -> None:
+        self.name, self.help = name, help_text
+        self.bounds = sorted(buckets)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+        self.count += 1
+
+    def quantile(self, q: float) -> float:
+        """Upper bound of the bucket holding the q-quantile (inf past the last bucket)."""
+        if not self.count:
+            return 0.0
+        rank, seen = q * self.count, 0
+        for bound, n in zip([*self.bounds, float("inf")], self.counts, strict=True):
+            seen += n
+            if seen >= rank:
+                return bound
+        return float("inf")
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
+        total = 0
+        for bound, n in zip(self.bounds, self.counts, strict=False):
+            total += n
+            lines.append(f'{self.name}_bucket{{le="{bound:g}"}} {total}')
+        lines.append(f'{self.name}_bucket{{le="+Inf"}} {self.count}')
+        lines += [f"{self.name}_sum {self.sum:.6f}", f"{self.name}_count {self.count}"]
+        return lines
+
+
+class Metrics:
+    """The server's metrics. Gauges are callables read at scrape time, so nothing is updated twice."""
+
+    def __init__(self) -> None:
+        self.handoff_lag = Histogram(
+            "switchboard_handoff_lag_seconds",
+            "Time from a media frame reaching the call session to its audio being handed to the recogniser",
+            (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0))
+        self.counters: dict[str, int] = {}
+        self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+
+    def inc(self, name: str, by: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + by
+
+    def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        self.gauges[name] = (help_text, read)
+
+    def render(self) -> str:
+        lines = self.handoff_lag.render()
+        for name, value in sorted(self.counters.items()):
+            lines += [f"# TYPE {name} counter", f"{name} {value}"]
+        for name, (help_text, read) in sorted(self.gauges.items()):
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {read():g}"]
+        return "\n".join(lines) + "\n"
