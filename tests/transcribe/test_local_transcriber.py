@@ -99,6 +99,15 @@ async def drain(stream: TranscriptStream) -> list[TranscriptEvent]:
     return [event async for event in stream]
 
 
+async def caught_up(*streams: LocalStream) -> None:
+    """Let the iterating tasks run until every stream's detector has seen all pushed audio (≤ 5 s)."""
+    for _ in range(500):
+        if all(s.stats().backlog_samples < 512 for s in streams):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the iterator did not process the pushed audio")
+
+
 @pytest.fixture
 def engine() -> FakeEngine:
     return FakeEngine()
@@ -121,7 +130,6 @@ async def test_implements_the_protocols(transcriber: LocalTranscriber) -> None:
 async def test_end_flushes_open_speech_into_a_final(transcriber: LocalTranscriber, engine: FakeEngine) -> None:
     stream = await transcriber.open("inbound", RATE)
     feed(stream, PHRASE_1[: int(1.0 * RATE)], pts_ms=1000)  # cut while still speaking
-    await asyncio.sleep(0.05)
     stream.end()
     events = await drain(stream)
     assert len(events) == 1
@@ -177,8 +185,8 @@ async def test_aclose_mid_decode_leaves_no_task_and_drops_queued_work() -> None:
         iterating = asyncio.create_task(drain(a))
         b_iterating = asyncio.create_task(drain(b))
         assert await asyncio.to_thread(engine.started.wait, 5)  # one decode runs, the other is queued
-        await asyncio.sleep(0.2)  # both iterators have run the detector and submitted their utterance
-        assert a.stats().backlog_samples < 512 and b.stats().backlog_samples < 512
+        await caught_up(a, b)  # both utterances are cut: one decoding, the other queued behind it
+        await asyncio.sleep(0.01)
         await a.aclose()
         await b.aclose()
         assert await asyncio.wait_for(iterating, 1) == []
@@ -200,8 +208,7 @@ async def test_aclose_while_speech_is_open_returns_detector(engine: FakeEngine) 
     assert isinstance(stream, LocalStream)
     feed(stream, PHRASE_1[: RATE])
     iterating = asyncio.create_task(drain(stream))
-    await asyncio.sleep(0.05)
-    assert stream.stats().backlog_samples < 512  # the iterator ran the detector over what was pushed
+    await caught_up(stream)  # the iterator runs the detector over what was pushed
     await stream.aclose()
     assert await iterating == []
     assert asyncio.all_tasks() == {asyncio.current_task()}
@@ -299,3 +306,21 @@ async def test_bad_input_is_rejected(transcriber: LocalTranscriber) -> None:
     with pytest.raises(StreamClosedError):
         stream.push(np.zeros(320, dtype=np.int16), 0)
     assert await drain(stream) == []
+
+
+async def test_backlog_over_the_bound_is_dropped_and_timestamps_recover(engine: FakeEngine) -> None:
+    pool = make_pool(engine)
+    try:
+        stream = await local(pool, max_backlog_ms=12_000).open("inbound", RATE)
+        assert isinstance(stream, LocalStream)
+        feed(stream, silence(15.0))  # nobody iterates yet: only 12 s may wait
+        stats = stream.stats()
+        assert stats.dropped_samples == 3 * RATE and stats.backlog_samples == 12 * RATE
+        iterating = asyncio.create_task(drain(stream))
+        await caught_up(stream)
+        feed(stream, np.concatenate([PHRASE_1, silence(1.0)]), pts_ms=20_000)
+        stream.end()
+        (event,) = await iterating
+    finally:
+        await pool.aclose()
+    assert abs(event.start_ms - (20_000 + 350 - 200)) <= 100

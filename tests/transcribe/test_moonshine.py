@@ -93,7 +93,7 @@ async def test_local_transcriber_end_to_end_with_a_gap(pool: RecognizerPool) -> 
         assert abs(found[-1].end_ms - (offset_ms + offset)) <= 300
 
 
-async def test_pool_recognize_and_rtf(pool: RecognizerPool) -> None:
+async def test_pool_recognize_counts_its_work(pool: RecognizerPool) -> None:
     before = pool.stats()
     text = await pool.recognize(_beckett()[int(0.2 * RATE) : int(1.5 * RATE)].astype(np.float32) / 32768)
     assert normalise(text) == ["ever", "tried"]
