@@ -6,8 +6,10 @@ import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -53,15 +55,15 @@ async def fresh_database(server_dsn: str, prefix: str) -> str:
     return dsn_for(server_dsn, name)
 
 
-@pytest.fixture(scope="session")
-async def server(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
-    dsn = await fresh_database(pg_dsn, "e2e")
+@asynccontextmanager
+async def running_server(dsn: str, data_dir: Path, **overrides: Any) -> AsyncIterator[Server]:
+    """A real uvicorn server in this event loop; shut down (calls drained) on exit."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    data_dir: Path = tmp_path_factory.mktemp("switchboard-data")
+    options: dict[str, Any] = {"transcriber": "local", "stt_workers": 2, "live_queue": 5000, **overrides}
     settings = Settings(data_dir=data_dir, public_url=base, host="127.0.0.1", port=port,
                         twilio_auth_token=Secret(AUTH_TOKEN), api_token=Secret(API_TOKEN),
-                        database_url=Secret(dsn), transcriber="local", stt_workers=2, live_queue=5000)
+                        database_url=Secret(dsn), **options)
     uv = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
                                        lifespan="on"))
     task = asyncio.create_task(uv.serve())
@@ -75,6 +77,13 @@ async def server(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Async
     finally:
         uv.should_exit = True
         await task
+
+
+@pytest.fixture(scope="session")
+async def server(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
+    dsn = await fresh_database(pg_dsn, "e2e")
+    async with running_server(dsn, tmp_path_factory.mktemp("switchboard-data")) as srv:
+        yield srv
 
 
 @pytest.fixture
