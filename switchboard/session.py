@@ -44,7 +44,10 @@ class SessionDeps:
     writer: SegmentWriter
     data_dir: Path
     metrics: Metrics
-    drain_timeout_s: float = 120.0
+    drain_stall_s: float = 60.0
+    """After the call stops, a track's recogniser may take this long per result before it is abandoned."""
+    drain_timeout_s: float = 1800.0
+    """Hard cap on finishing a call's transcripts (a recogniser working through a long backlog keeps going)."""
 
 
 def recording_key(call_sid: str, at: datetime) -> str:
@@ -57,6 +60,7 @@ class _Track:
     pipeline: TrackPipeline
     stream: TranscriptStream
     seq: int = 0
+    waiting: asyncio.Timeout | None = None
 
 
 @dataclass
@@ -112,6 +116,8 @@ class CallSession:
         self.end_reason = reason
         for state in self._tracks.values():
             state.pipeline.finish()
+            if state.waiting is not None:  # from now on each result must come within the stall limit
+                state.waiting.reschedule(self._stall_deadline())
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
@@ -127,10 +133,26 @@ class CallSession:
         finally:
             await self._record_end()
 
+    def _stall_deadline(self) -> float | None:
+        return asyncio.get_running_loop().time() + self.deps.drain_stall_s if self._stopped else None
+
     async def _consume(self, track: str, state: _Track) -> None:
-        """Forward one track's transcripts to the live hub and the segment writer."""
+        """Forward one track's transcripts to the live hub and the segment writer.
+
+        While the call is live there is no deadline; once it has stopped, the recogniser may work through its
+        backlog for as long as it keeps producing results, but a stall of ``drain_stall_s`` abandons the track.
+        """
+        events = aiter(state.stream)
         try:
-            async for event in state.stream:
+            while True:
+                try:
+                    async with asyncio.timeout(self._stall_deadline()) as waiting:
+                        state.waiting = waiting
+                        event = await anext(events)
+                except StopAsyncIteration:
+                    return
+                finally:
+                    state.waiting = None
                 self._publish_transcript(event)
                 if event.is_final and event.text:
                     state.seq += 1
@@ -138,9 +160,14 @@ class CallSession:
                                                  event.text, event.provider, event.confidence))
         except TranscriptionError as exc:
             # Recognition failing must not stop the recording or the other track.
-            log.error("call %s track %s: transcription failed: %s", self.call_sid, track, exc)
-            self.transcription_errors.append(f"{track}: {exc}")
-            self.deps.hub.publish(self.call_sid, {"type": "transcriber.error", "track": track, "error": str(exc)})
+            self._transcription_failed(track, f"transcription failed: {exc}")
+        except TimeoutError:
+            self._transcription_failed(track, f"recogniser stalled for {self.deps.drain_stall_s:.0f}s after the call")
+
+    def _transcription_failed(self, track: str, error: str) -> None:
+        log.error("call %s track %s: %s", self.call_sid, track, error)
+        self.transcription_errors.append(f"{track}: {error}")
+        self.deps.hub.publish(self.call_sid, {"type": "transcriber.error", "track": track, "error": error})
 
     def _publish_transcript(self, event: TranscriptEvent) -> None:
         self.providers.add(event.provider)

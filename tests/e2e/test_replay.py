@@ -53,7 +53,8 @@ def interleave(a: bytes, b: bytes) -> bytes:
 async def replayed(server: Any) -> dict[Path, CallResult]:
     """Every fixture replayed as concurrent calls (the recogniser pool works through them in parallel)."""
     async with httpx.AsyncClient(base_url=server.base, timeout=60) as client:
-        results = await asyncio.gather(*(replay(server, client, path) for path in ALL))
+        # generous: ten calls' worth of recognition queue behind two recogniser threads on a 2-core machine
+        results = await asyncio.gather(*(replay(server, client, path, end_timeout_s=900) for path in ALL))
     return dict(zip(ALL, results, strict=True))
 
 
@@ -180,3 +181,17 @@ async def test_rest_requires_bearer_and_lists_calls(server: Any, http: httpx.Asy
     assert (await http.get("/healthz")).json() == {"status": "ok"}
     ready = await http.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
+
+
+async def test_recording_endpoint_serves_the_stored_wav(server: Any, http: httpx.AsyncClient,
+                                                        replayed: dict[Path, CallResult]) -> None:
+    path = FIXTURES / "real_beckett_short.wav"
+    sid = replayed[path].call_sid
+    assert (await http.get(f"/api/calls/{sid}/recording")).status_code == 401
+    r = await http.get(f"/api/calls/{sid}/recording", headers=server.auth())
+    assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
+    stored = replayed[path].stored
+    assert stored is not None
+    assert r.content == (server.settings.data_dir / stored["recording_key"]).read_bytes()
+    missing = await http.get(f"/api/calls/{new_sid('CA')}/recording", headers=server.auth())
+    assert missing.status_code == 404
