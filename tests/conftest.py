@@ -1,3 +1,3 @@
-"""Shared pytest plugins: the real PostgreSQL used by store and end-to-end tests."""
+"""Shared pytest plugins: the real PostgreSQL and the real S3-compatible server (SeaweedFS) used by the tests."""
 
-pytest_plugins = ["tests.pg_plugin"]
+pytest_plugins = ["tests.pg_plugin", "tests.s3_plugin"]
