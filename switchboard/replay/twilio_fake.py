@@ -149,7 +149,9 @@ async def _stream(target: Target, stream_url: str, params: dict[str, str], sched
     """Send the schedule over the media websocket at ``speed`` × real time (0 = as fast as possible)."""
     path = urlsplit(stream_url).path
     headers = {"X-Twilio-Signature": sign_websocket(target.auth_token, stream_url)}
-    async with connect(_ws_base(target.base_url) + path, additional_headers=headers, max_size=2**20) as ws:
+    # Twilio does not negotiate permessage-deflate; neither do we, so the server does the same work as in production.
+    async with connect(_ws_base(target.base_url) + path, additional_headers=headers, max_size=2**20,
+                       compression=None) as ws:
         seq = 0
 
         def message(event: str, body: dict[str, Any]) -> bytes:
