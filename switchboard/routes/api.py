@@ -59,7 +59,8 @@ async def list_calls(request: Request) -> Response:
     return _json(body)
 
 
-async def get_call(request: Request) -> Response:
+async def _find_call(request: Request) -> CallRecord | Response:
+    """The call named in the path, or the error response (401, 400, 404) that replaces it."""
     services: Services = request.state.services
     if not authorized(request, services.settings.api_token):
         return _unauthorized()
@@ -67,8 +68,15 @@ async def get_call(request: Request) -> Response:
     if not is_call_sid(sid):
         return _json({"error": "malformed CallSid"}, 400)
     call = await services.store.get_call(sid)
-    if call is None:
-        return _json({"error": "no such call"}, 404)
+    return _json({"error": "no such call"}, 404) if call is None else call
+
+
+async def get_call(request: Request) -> Response:
+    services: Services = request.state.services
+    call = await _find_call(request)
+    if isinstance(call, Response):
+        return call
+    sid = call.call_sid
     body = call_json(call)
     body["live"] = sid in services.registry
     body["transcript"] = [segment_json(s) for s in await services.store.get_segments(sid)]
@@ -77,13 +85,11 @@ async def get_call(request: Request) -> Response:
 
 async def get_recording(request: Request) -> Response:
     services: Services = request.state.services
-    if not authorized(request, services.settings.api_token):
-        return _unauthorized()
-    sid = request.path_params["call_sid"]
-    if not is_call_sid(sid):
-        return _json({"error": "malformed CallSid"}, 400)
-    call = await services.store.get_call(sid)
-    if call is None or not call.recording_key:
+    call = await _find_call(request)
+    if isinstance(call, Response):
+        return call
+    sid = call.call_sid
+    if not call.recording_key:
         return _json({"error": "no recording for this call"}, 404)
     path = (services.settings.data_dir / call.recording_key).resolve()
     if not path.is_relative_to(services.settings.data_dir.resolve()) or not path.is_file():
