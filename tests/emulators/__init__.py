@@ -1,0 +1,1 @@
+"""Loopback emulators of the cloud transcription providers, for tests and local development."""
