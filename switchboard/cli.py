@@ -1,4 +1,4 @@
-"""``switchboard serve | demo | replay | transcribe``."""
+"""``switchboard serve | demo | replay | transcribe | extract``."""
 
 from __future__ import annotations
 
@@ -47,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("transcribe", help="transcribe a stereo WAV offline (no server)")
     tr.add_argument("file", type=Path)
     tr.add_argument("--json", action="store_true")
+
+    ex = sub.add_parser("extract", help="extract lead fields from a stereo WAV or a caller:/agent: text transcript")
+    ex.add_argument("file", type=Path)
+    ex.add_argument("--json", action="store_true")
     return p
 
 
@@ -68,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(replay(settings, args))
     if args.command == "transcribe":
         return asyncio.run(transcribe(args.file, as_json=args.json))
+    if args.command == "extract":
+        from switchboard.extract.cli import run_extract
+
+        return asyncio.run(run_extract(args.file, as_json=args.json, settings_env=os.environ))
     return 2
 
 

@@ -1,0 +1,129 @@
+"""Field accuracy of the offline extractor on the domain fixtures (``fixtures/*.json`` with ``facts``).
+
+    .venv/bin/python scripts/extract_accuracy.py [--asr] [--json] [--fixtures DIR]
+
+The reference transcript is the fixture's own utterance text, both tracks interleaved by start time. With
+``--asr`` each fixture's WAV is also transcribed by the local recogniser (``transcribe_file``) and scored the same
+way. Exact match for caller_name (case and spacing ignored), callback_number, postcode, urgency, issue_category
+and lead_segment; ``address`` is fuzzy (see :func:`address_matches`). An expected null in a field that cannot be
+null (category, segment) is not scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from switchboard.extract.offline import extract_facts
+from switchboard.extract.patterns import numerals
+from switchboard.extract.schema import Speaker, Transcript
+
+FIELDS = ("caller_name", "callback_number", "address", "postcode", "urgency", "issue_category", "lead_segment")
+NON_NULLABLE = {"urgency", "issue_category", "lead_segment"}
+SPEAKERS: dict[str, Speaker] = {"inbound": "caller", "outbound": "agent"}
+
+
+def reference_transcript(fixture: dict[str, Any]) -> Transcript:
+    """Both tracks' utterances interleaved by start time."""
+    return Transcript.from_segments(
+        (SPEAKERS[track], utt["text"], int(utt["start_ms"]))
+        for track, data in fixture["tracks"].items() if track in SPEAKERS for utt in data["utterances"])
+
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", numerals(text).lower())
+
+
+def address_matches(predicted: str | None, expected: str | None) -> bool:
+    """Fuzzy address match: every predicted word is in the expected address, the numbers agree, and at least
+    half of the expected words were found (so "312 Stratford Road, Birmingham" matches "The Copper Kettle cafe,
+    312 Stratford Road, Birmingham")."""
+    if predicted is None or expected is None:
+        return predicted is expected
+    got, want = _tokens(predicted), _tokens(expected)
+    numbers = sorted(t for t in got if t.isdigit()) == sorted(t for t in want if t.isdigit())
+    return numbers and set(got) <= set(want) and len(set(got)) * 2 >= len(set(want))
+
+
+def field_matches(name: str, predicted: Any, expected: Any) -> bool | None:
+    """True/False, or None when the field is not scored."""
+    if expected is None and name in NON_NULLABLE:
+        return None
+    if name == "address":
+        return address_matches(predicted, expected)
+    if name == "caller_name" and predicted is not None and expected is not None:
+        return " ".join(predicted.lower().split()) == " ".join(expected.lower().split())
+    return bool(predicted == expected)
+
+
+def score(cases: Iterable[tuple[str, Transcript, dict[str, Any]]]) -> dict[str, Any]:
+    """Per-field ``{"correct", "scored"}`` and the misses."""
+    fields = {name: {"correct": 0, "scored": 0} for name in FIELDS}
+    misses = []
+    for fixture_id, transcript, expected in cases:
+        got = extract_facts(transcript).model_dump()
+        for name in FIELDS:
+            ok = field_matches(name, got[name], expected.get(name))
+            if ok is None:
+                continue
+            fields[name]["scored"] += 1
+            fields[name]["correct"] += int(ok)
+            if not ok:
+                misses.append({"fixture": fixture_id, "field": name, "got": got[name], "expected": expected[name]})
+    return {"fields": fields, "misses": misses}
+
+
+async def asr_transcripts(paths: list[Path]) -> list[Transcript]:
+    from switchboard.transcribe.moonshine import RecognizerPool
+    from switchboard.transcribe.offline import transcribe_file
+
+    pool = RecognizerPool(workers=1)
+    try:
+        results = [await transcribe_file(path, pool) for path in paths]
+    finally:
+        pool.close()
+    return [Transcript.from_segments((SPEAKERS[s.track], s.text, s.start_ms) for s in r.segments) for r in results]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fixtures", type=Path, default=Path(__file__).resolve().parents[1] / "fixtures")
+    parser.add_argument("--asr", action="store_true", help="also score the local recogniser's transcripts")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    fixtures = [(p, json.loads(p.read_text())) for p in sorted(args.fixtures.glob("*.json"))]
+    fixtures = [(p, f) for p, f in fixtures if f.get("facts")]
+    report: dict[str, Any] = {"fixtures": [f["id"] for _, f in fixtures],
+              "reference": score((f["id"], reference_transcript(f), f["facts"]) for _, f in fixtures)}
+    if args.asr:
+        transcripts = asyncio.run(asr_transcripts([p.with_suffix(".wav") for p, _ in fixtures]))
+        report["asr"] = score((f["id"], t, f["facts"]) for (_, f), t in zip(fixtures, transcripts, strict=True))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    sources = [s for s in ("reference", "asr") if s in report]
+    print(f"{len(fixtures)} domain fixtures\n{'field':<16}" + "".join(f"{s:>14}" for s in sources))
+    for name in FIELDS:
+        cells = [report[s]["fields"][name] for s in sources]
+        print(f"{name:<16}" + "".join(f"{c['correct']:>6}/{c['scored']:<2} {_pct(c):>4}" for c in cells))
+    for source in sources:
+        for miss in report[source]["misses"]:
+            print(f"  {source} miss {miss['fixture']} {miss['field']}: got {miss['got']!r}, "
+                  f"expected {miss['expected']!r}")
+    return 0
+
+
+def _pct(cell: dict[str, int]) -> str:
+    return f"{100 * cell['correct'] // cell['scored']}%" if cell["scored"] else "-"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

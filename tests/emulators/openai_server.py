@@ -1,0 +1,334 @@
+"""An OpenAI Chat Completions emulator on loopback, for the real ``openai`` SDK as client.
+
+A small HTTP/1.1 server on plain asyncio streams (so a test can reset a connection or cut a body, which an ASGI
+app cannot): ``POST /v1/chat/completions`` with a bearer check, the structured-output request validation the real
+API does for strict schemas, and an answer derived from the offline extractor over the prompt's transcript (or
+scripted), made to conform to the schema the client sent. Faults are injected for the next N requests or for
+all of them (``times=None``). Every request is logged in :attr:`OpenAIEmulator.requests`.
+
+See ``shared/protocols/openai.md`` for the wire shapes this follows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from switchboard.extract.errors import InvalidTranscript
+from switchboard.extract.offline import extract_facts
+from switchboard.extract.schema import Transcript, Turn
+
+MODEL = "gpt-4o-mini-2024-07-18"
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+            411: "Length Required", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+_ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
+                429: "requests", 500: "server_error", 503: "server_error"}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected misbehaviour; build with the class methods."""
+
+    kind: str
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+    delay_s: float = 0.0
+
+    @classmethod
+    def http(cls, status: int, *, retry_after_ms: int | None = None, should_retry: bool | None = None) -> Fault:
+        headers = [] if retry_after_ms is None else [("retry-after-ms", str(retry_after_ms))]
+        if should_retry is not None:
+            headers.append(("x-should-retry", "true" if should_retry else "false"))
+        return cls("status", status, tuple(headers))
+
+    @classmethod
+    def slow(cls, delay_s: float) -> Fault:
+        """Answer normally, but only after ``delay_s`` (beyond the client timeout to test timeouts)."""
+        return cls("slow", delay_s=delay_s)
+
+    @classmethod
+    def named(cls, kind: str) -> Fault:
+        """``reset`` (TCP RST, no response), ``refusal``, ``length`` (truncated JSON content),
+        ``content_filter``, ``schema_violation``, ``empty_body`` (``{}``), ``truncated_body`` (cut JSON)."""
+        assert kind in {"reset", "refusal", "length", "content_filter", "schema_violation", "empty_body",
+                        "truncated_body"}, kind
+        return cls(kind)
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    fault: str | None = None
+    status: int | None = None
+
+    @property
+    def retry_count(self) -> int:
+        return int(self.headers.get("x-stainless-retry-count", "0"))
+
+
+@dataclass
+class _Response:
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+class OpenAIEmulator:
+    """``async with OpenAIEmulator() as emu: AsyncOpenAI(base_url=emu.base_url, api_key=emu.api_key)``."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str = "test-key") -> None:
+        self.host, self.port, self.api_key = host, port, api_key
+        self.requests: list[RecordedRequest] = []
+        self.scripted: dict[str, Any] | None = None
+        self._faults: list[tuple[Fault, int | None]] = []
+        self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._closing = asyncio.Event()
+        self._ids = itertools.count(1)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def inject(self, fault: Fault, times: int | None = 1) -> None:
+        """Apply ``fault`` to the next ``times`` requests (None: every request until :meth:`clear`)."""
+        self._faults.append((fault, times))
+
+    def clear(self) -> None:
+        self._faults.clear()
+        self.scripted = None
+
+    async def __aenter__(self) -> OpenAIEmulator:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        # Handlers are ended by closing their connections, not cancelled: on Python 3.11 asyncio logs an error
+        # for every cancelled client-connected task.
+        assert self._server is not None
+        self._server.close()
+        self._closing.set()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        async with asyncio.timeout(5):
+            await asyncio.gather(*self._handlers)
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        self._writers.add(writer)
+        try:
+            while await self._one(reader, writer):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client went away (e.g. it timed out and retried on a new connection)
+        finally:
+            self._handlers.discard(task)
+            self._writers.discard(writer)
+            writer.close()
+
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Serve one request; False when the connection is finished."""
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            return False
+        lines = head.decode("latin-1").split("\r\n")
+        method, path, _ = lines[0].split(" ", 2)
+        headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
+        if "content-length" not in headers:
+            await self._write(writer, _error(411, "Content-Length required"))
+            return False
+        raw = await reader.readexactly(int(headers["content-length"]))
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            body = None
+        record = RecordedRequest(method, path.split("?")[0], headers, body)
+        self.requests.append(record)
+        fault = self._next_fault()
+        record.fault = fault.kind if fault else None
+        if fault is not None and fault.kind == "reset":
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+            return False
+        if fault is not None and fault.kind == "slow":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), fault.delay_s)
+            if self._closing.is_set():
+                return False
+        response = self._respond(record, fault)
+        record.status = response.status
+        await self._write(writer, response)
+        return headers.get("connection", "").lower() != "close"
+
+    def _next_fault(self) -> Fault | None:
+        if not self._faults:
+            return None
+        fault, times = self._faults[0]
+        if times is not None:
+            if times <= 1:
+                self._faults.pop(0)
+            else:
+                self._faults[0] = (fault, times - 1)
+        return fault
+
+    def _respond(self, request: RecordedRequest, fault: Fault | None) -> _Response:
+        if request.path != "/v1/chat/completions":
+            return _error(404, f"Unknown request URL: {request.method} {request.path}", code="unknown_url")
+        if request.method != "POST":
+            return _error(405, "Method not allowed")
+        if request.headers.get("authorization") != f"Bearer {self.api_key}" or (fault and fault.status == 401):
+            return _error(401, "Incorrect API key provided: sk-****. You can find your API key at "
+                               "https://platform.openai.com/account/api-keys.", code="invalid_api_key")
+        if fault is not None and fault.kind == "status":
+            message = {429: "Rate limit reached for gpt-4o-mini", 400: "Invalid request"}.get(
+                fault.status, "The server had an error while processing your request")
+            code = "rate_limit_exceeded" if fault.status == 429 else None
+            response = _error(fault.status, message, code=code)
+            response.headers.extend(fault.headers)
+            return response
+        problem = validate_request(request.body)
+        if problem is not None:
+            return _error(400, problem[1], param=problem[0])
+        return self._completion(request.body, fault)
+
+    def _completion(self, body: dict[str, Any], fault: Fault | None) -> _Response:
+        schema = body["response_format"]["json_schema"]["schema"]
+        content: str | None = json.dumps(self.scripted if self.scripted is not None else conform(
+            extract_facts(_transcript(body["messages"])).model_dump(), schema))
+        refusal, finish = None, "stop"
+        kind = fault.kind if fault else None
+        if kind == "empty_body":
+            return _Response(200, b"{}")
+        if kind == "refusal":
+            content, refusal = None, "I'm sorry, I can't help with that."
+        elif kind == "length":
+            content, finish = (content or "")[: len(content or "") // 2], "length"
+        elif kind == "content_filter":
+            finish = "content_filter"
+        elif kind == "schema_violation":
+            content = json.dumps({"caller_name": 42, "urgency": "catastrophic"})
+        prompt_chars = sum(len(str(m.get("content", ""))) for m in body["messages"])
+        completion = {
+            "id": f"chatcmpl-emu{next(self._ids)}", "object": "chat.completion", "created": int(time.time()),
+            "model": MODEL,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": refusal,
+                                                 "annotations": []}, "logprobs": None, "finish_reason": finish}],
+            "usage": {"prompt_tokens": prompt_chars // 4, "completion_tokens": len(content or "") // 4,
+                      "total_tokens": (prompt_chars + len(content or "")) // 4},
+            "service_tier": "default", "system_fingerprint": "fp_emulator",
+        }
+        encoded = json.dumps(completion).encode()
+        return _Response(200, encoded[: len(encoded) // 2] if kind == "truncated_body" else encoded)
+
+    async def _write(self, writer: asyncio.StreamWriter, response: _Response) -> None:
+        head = [f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Error')}",
+                "content-type: application/json", f"content-length: {len(response.body)}",
+                f"x-request-id: req_emu{next(self._ids)}", "openai-processing-ms: 1",
+                "x-ratelimit-limit-requests: 10000", "x-ratelimit-remaining-requests: 9999",
+                *(f"{k}: {v}" for k, v in response.headers)]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
+        await writer.drain()
+
+
+def validate_request(body: Any) -> tuple[str | None, str] | None:
+    """What the real API rejects for a strict structured-output request: ``(param, message)`` or None."""
+    if not isinstance(body, dict):
+        return None, "We could not parse the JSON body of your request."
+    if not isinstance(body.get("model"), str):
+        return "model", "you must provide a model parameter"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        return "messages", "'messages' must be a non-empty array of objects"
+    fmt = body.get("response_format")
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("json_schema"), dict):
+        return "response_format", "response_format must be of type 'json_schema'"
+    spec = fmt["json_schema"]
+    if spec.get("strict") is not True or not isinstance(spec.get("name"), str):
+        return "response_format", "json_schema must have a name and strict: true"
+    problem = _strict_problem(spec.get("schema"), "schema")
+    return None if problem is None else ("response_format", f"Invalid schema for response_format: {problem}")
+
+
+def _strict_problem(schema: Any, where: str) -> str | None:
+    """Strict-mode rules: objects close with additionalProperties false and require every property."""
+    if not isinstance(schema, dict):
+        return f"{where} must be an object"
+    if "default" in schema:
+        return f"{where}: 'default' is not permitted"
+    if schema.get("type") == "object" or "properties" in schema:
+        if schema.get("additionalProperties") is not False:
+            return f"{where}: 'additionalProperties' is required to be supplied and to be false"
+        props = schema.get("properties", {})
+        if sorted(schema.get("required", [])) != sorted(props):
+            return f"{where}: 'required' is required to be supplied and to be an array including every key"
+    children = [(f"{where}.{k}", v) for k, v in schema.get("properties", {}).items()]
+    children += [(f"{where}.anyOf[{i}]", v) for i, v in enumerate(schema.get("anyOf", []))]
+    children += [(f"{where}.$defs.{k}", v) for k, v in schema.get("$defs", {}).items()]
+    for child_where, child in children:
+        problem = _strict_problem(child, child_where)
+        if problem is not None:
+            return problem
+    return None
+
+
+def conform(value: Any, schema: dict[str, Any]) -> Any:
+    """``value`` if it fits ``schema`` (a strict-mode subset: object, anyOf, type, enum), else the simplest
+    value that does (null, the first enum value, an empty string or zero)."""
+    if "anyOf" in schema:
+        options = schema["anyOf"]
+        fitting = [o for o in options if conform(value, o) == value and _fits_type(value, o)]
+        return value if fitting else conform(None, next((o for o in options if o.get("type") == "null"),
+                                                        options[0]))
+    if schema.get("type") == "object":
+        given = value if isinstance(value, dict) else {}
+        return {k: conform(given.get(k), sub) for k, sub in schema.get("properties", {}).items()}
+    if "enum" in schema:
+        return value if value in schema["enum"] else schema["enum"][0]
+    if _fits_type(value, schema):
+        return value
+    return {"null": None, "string": "", "integer": 0, "number": 0, "boolean": False, "array": []}.get(
+        schema.get("type", "null"))
+
+
+_KINDS: dict[str, type | tuple[type, ...]] = {"null": type(None), "string": str, "integer": int,
+                                              "number": (int, float), "boolean": bool, "array": list, "object": dict}
+
+
+def _fits_type(value: Any, schema: dict[str, Any]) -> bool:
+    expected = schema.get("type")
+    return expected is None or isinstance(value, _KINDS.get(expected, object))
+
+
+def _transcript(messages: list[dict[str, Any]]) -> Transcript:
+    """The last user message as a transcript; free text counts as caller speech."""
+    text = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
+    try:
+        return Transcript.from_text(text)
+    except InvalidTranscript:
+        return Transcript((Turn("caller", text),))
+
+
+def _error(status: int, message: str, *, param: str | None = None, code: str | None = None) -> _Response:
+    error = {"message": message, "type": _ERROR_TYPES.get(status, "invalid_request_error"), "param": param,
+             "code": code}
+    return _Response(status, json.dumps({"error": error}).encode())
+
+
+__all__ = ["MODEL", "Fault", "OpenAIEmulator", "RecordedRequest", "conform", "validate_request"]
