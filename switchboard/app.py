@@ -1,8 +1,10 @@
 """``create_app(settings)``: the Starlette app; its lifespan builds, owns and tears down every service.
 
-Start order: database (embedded if no ``DATABASE_URL``) → migrations → segment writer → recogniser pool → hub.
-Shutdown is the reverse, after live calls drain: uvicorn closes the media sockets, every CallSession finalises
-(recording closed, last words recognised, call row ended), then the writer flushes and the pool stops.
+Start order: database (embedded if no ``DATABASE_URL``) → migrations → segment writer → circuit breakers and the
+transcription chain (:mod:`switchboard.transcribe.factory`: cloud providers with keys, then the local recogniser
+pool) → hub. Shutdown is the reverse, after live calls drain: uvicorn closes the media sockets, every CallSession
+finalises (recording closed, last words recognised, provider sockets closed, call row ended), then the writer
+flushes and the pool stops.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from switchboard.store.embedded import EmbeddedPostgres
 from switchboard.store.pg import PgStore
 from switchboard.store.writer import SegmentWriter
 from switchboard.transcribe.base import Transcriber
+from switchboard.transcribe.breaker import BreakerState, CircuitBreakerBoard
+from switchboard.transcribe.factory import breaker_config, build_transcriber
+from switchboard.transcribe.fallback import FallbackTranscriber
 
 log = logging.getLogger(__name__)
 
@@ -45,31 +50,29 @@ async def _database(settings: Settings, stack: AsyncExitStack) -> PgStore:
     return store
 
 
-def _transcriber(settings: Settings, stack: AsyncExitStack) -> Transcriber:
-    if settings.transcriber == "null":
-        from switchboard.transcribe.null import NullTranscriber
-
-        return NullTranscriber()
-    from switchboard.transcribe.local import LocalTranscriber
-    from switchboard.transcribe.moonshine import RecognizerPool
-
-    pool = RecognizerPool(workers=settings.stt_workers)
-    stack.push_async_callback(pool.aclose)
-    return LocalTranscriber(pool)
-
-
-def _metrics(registry: CallRegistry, hub: InMemoryHub, writer: SegmentWriter) -> Metrics:
+def _metrics(registry: CallRegistry, hub: InMemoryHub, writer: SegmentWriter,
+             breakers: CircuitBreakerBoard) -> Metrics:
     metrics = Metrics()
     metrics.gauge("switchboard_calls_live", "Calls with a live media stream", lambda: len(registry))
     metrics.gauge("switchboard_live_subscribers", "Live websocket subscribers", lambda: hub.stats()["subscribers"])
     metrics.gauge("switchboard_segments_queued", "Transcript segments waiting for the database",
                   lambda: writer.stats().queued)
     metrics.gauge("switchboard_segments_spooled", "Transcript segments spooled to disk", lambda: writer.stats().spooled)
+    metrics.gauge_family("switchboard_provider_state",
+                         "Circuit breaker state per transcription provider (1 on the current state)",
+                         lambda: _provider_states(breakers))
     return metrics
 
 
+def _provider_states(breakers: CircuitBreakerBoard) -> list[tuple[dict[str, str], float]]:
+    """One-hot state series per provider, the Prometheus way to export an enum."""
+    return [({"provider": name, "state": state.value}, 1.0 if snap["state"] == state.value else 0.0)
+            for name, snap in sorted(breakers.snapshot().items()) for state in BreakerState]
+
+
 def create_app(settings: Settings, *, transcriber: Transcriber | None = None) -> Starlette:
-    """Build the app. ``transcriber`` overrides the configured one (tests, benchmarks, emulators)."""
+    """Build the app. ``transcriber`` overrides the configured one (tests, benchmarks, emulators); a
+    :class:`FallbackTranscriber` brings its own breakers, which ``/readyz`` and ``/metrics`` then show."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -77,11 +80,14 @@ def create_app(settings: Settings, *, transcriber: Transcriber | None = None) ->
         async with AsyncExitStack() as stack:
             store = await _database(settings, stack)
             writer = SegmentWriter(store, spool_dir=settings.spool_dir)
-            stt = transcriber or _transcriber(settings, stack)
+            breakers = CircuitBreakerBoard(breaker_config(settings))
+            stt = transcriber or build_transcriber(settings, stack, breakers)
+            if isinstance(stt, FallbackTranscriber):
+                breakers = stt.breaker
             hub = InMemoryHub(queue_size=settings.live_queue)
             registry = CallRegistry()
-            metrics = _metrics(registry, hub, writer)
-            services = Services(settings, store, hub, stt, writer, registry, metrics)
+            metrics = _metrics(registry, hub, writer, breakers)
+            services = Services(settings, store, hub, stt, writer, registry, metrics, breakers)
             group = await stack.enter_async_context(asyncio.TaskGroup())
             writer_task = group.create_task(writer.run(), name="segment-writer")
             try:

@@ -4,7 +4,9 @@ Every environment variable the server reads is listed in ``ENV_VARS`` (and in th
 with :class:`ConfigError` naming the variable, never later in the middle of a call. Secrets are wrapped in
 :class:`Secret` so they never appear in a repr, a log line or a traceback.
 
-With no keys at all the server runs offline: embedded PostgreSQL, local transcription, local recordings. Twilio and
+With no keys at all the server runs offline: embedded PostgreSQL, local transcription, local recordings. A cloud
+transcription key puts that provider in front of the local recogniser (WisprFlow → Deepgram → local, each cloud only
+if its key is set; see :mod:`switchboard.transcribe.factory`). Twilio and
 API tokens that are not configured are generated once and kept in ``<data dir>/secrets.json`` (mode 0600), so a
 zero-config server and the replay tool on the same machine agree on them without a well-known default.
 """
@@ -12,6 +14,7 @@ zero-config server and the replay tool on the same machine agree on them without
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 from collections.abc import Mapping
@@ -60,11 +63,23 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "SWITCHBOARD_HOST": "Bind address for `switchboard serve`",
     "SWITCHBOARD_PORT": "Bind port for `switchboard serve`",
     "SWITCHBOARD_REQUIRE_WS_SIGNATURE": "1 = reject media-stream upgrades without X-Twilio-Signature",
-    "SWITCHBOARD_TRANSCRIBER": "local (Moonshine, default) or null (no transcription: benchmarks)",
+    "SWITCHBOARD_TRANSCRIBER": "local (default: the keyed cloud providers, then local Moonshine as the last resort) "
+                               "or null (no transcription: benchmarks)",
+    "WISPRFLOW_API_KEY": "WisprFlow API key; set = WisprFlow is the primary transcriber",
+    "WISPR_WS_URL": "WisprFlow websocket URL (default production; an emulator in tests)",
+    "DEEPGRAM_API_KEY": "Deepgram API key; set = Deepgram follows WisprFlow in the failover chain",
+    "DEEPGRAM_URL": "Deepgram base URL, e.g. ws://127.0.0.1:9000 (unset = production)",
+    "SWITCHBOARD_STT_STALL_S": "Seconds a streaming provider may stay silent while speech flows before failover",
+    "SWITCHBOARD_WISPR_STALL_S": "The same for WisprFlow, which answers once per utterance (its utterances are "
+                                 "cut 2 s shorter than this)",
+    "SWITCHBOARD_BREAKER_FAILURES": "Provider failures within 60 s that open its circuit breaker (new calls skip it)",
+    "SWITCHBOARD_BREAKER_COOLDOWN_S": "Seconds an open breaker waits before one call probes the provider again",
     "SWITCHBOARD_STT_WORKERS": "Recogniser threads for local transcription (each ~450 MB)",
     "SWITCHBOARD_LIVE_QUEUE": "Per-subscriber live event queue bound; overflow closes that subscriber",
     "SWITCHBOARD_LOG_LEVEL": "Python logging level name",
 }
+
+WISPR_PRODUCTION_URL: Final = "wss://platform-api.wisprflow.ai/api/v1/dash/ws"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -89,6 +104,15 @@ class Settings:
     stt_workers: int = 1
     live_queue: int = 1000
     log_level: str = "INFO"
+    wisprflow_api_key: Secret | None = None
+    wispr_ws_url: str = WISPR_PRODUCTION_URL
+    deepgram_api_key: Secret | None = None
+    deepgram_url: str | None = None
+    """None = Deepgram's production endpoint."""
+    stt_stall_s: float = 4.0
+    wispr_stall_s: float = 12.0
+    breaker_failures: int = 3
+    breaker_cooldown_s: float = 30.0
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.public_url)
@@ -100,6 +124,15 @@ class Settings:
             raise ConfigError(f"SWITCHBOARD_PORT out of range: {self.port}")
         if self.stt_workers < 1 or self.live_queue < 10:
             raise ConfigError("SWITCHBOARD_STT_WORKERS must be ≥ 1 and SWITCHBOARD_LIVE_QUEUE ≥ 10")
+        _check_ws_url("WISPR_WS_URL", self.wispr_ws_url)
+        if self.deepgram_url is not None:
+            _check_ws_url("DEEPGRAM_URL", self.deepgram_url)
+        if not self.stt_stall_s > 0:
+            raise ConfigError(f"SWITCHBOARD_STT_STALL_S must be > 0, got {self.stt_stall_s}")
+        if not self.wispr_stall_s >= 3:  # its utterances are cut at wispr_stall_s - 2, and need ≥ 1 s
+            raise ConfigError(f"SWITCHBOARD_WISPR_STALL_S must be ≥ 3, got {self.wispr_stall_s}")
+        if self.breaker_failures < 1 or not self.breaker_cooldown_s > 0:
+            raise ConfigError("SWITCHBOARD_BREAKER_FAILURES must be ≥ 1 and SWITCHBOARD_BREAKER_COOLDOWN_S > 0")
 
     @property
     def public_base(self) -> str:
@@ -126,6 +159,7 @@ class Settings:
         local = load_local_secrets(data_dir, create=True)
         public = env.get("PUBLIC_URL") or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         db = env.get("DATABASE_URL")
+        wispr_key, deepgram_key = env.get("WISPRFLOW_API_KEY"), env.get("DEEPGRAM_API_KEY")
         return cls(
             data_dir=data_dir,
             public_url=public,
@@ -142,6 +176,14 @@ class Settings:
             stt_workers=_int(env, "SWITCHBOARD_STT_WORKERS", 1),
             live_queue=_int(env, "SWITCHBOARD_LIVE_QUEUE", 1000),
             log_level=env.get("SWITCHBOARD_LOG_LEVEL", "INFO").upper(),
+            wisprflow_api_key=Secret(wispr_key) if wispr_key else None,
+            wispr_ws_url=env.get("WISPR_WS_URL") or WISPR_PRODUCTION_URL,
+            deepgram_api_key=Secret(deepgram_key) if deepgram_key else None,
+            deepgram_url=env.get("DEEPGRAM_URL") or None,
+            stt_stall_s=_float(env, "SWITCHBOARD_STT_STALL_S", 4.0),
+            wispr_stall_s=_float(env, "SWITCHBOARD_WISPR_STALL_S", 12.0),
+            breaker_failures=_int(env, "SWITCHBOARD_BREAKER_FAILURES", 3),
+            breaker_cooldown_s=_float(env, "SWITCHBOARD_BREAKER_COOLDOWN_S", 30.0),
         )
 
 
@@ -173,6 +215,26 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {raw!r}")
+    return value
+
+
+def _check_ws_url(name: str, url: str) -> None:
+    """Provider URLs are websocket URLs with a host; a typo must fail at start, not on the first call."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.netloc:
+        raise ConfigError(f"{name} must be a ws:// or wss:// URL, got {url!r}")
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

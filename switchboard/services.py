@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from switchboard.config import Settings
 from switchboard.live import InMemoryHub
@@ -12,6 +12,7 @@ from switchboard.session import SessionDeps
 from switchboard.store.base import Store
 from switchboard.store.writer import SegmentWriter
 from switchboard.transcribe.base import Transcriber
+from switchboard.transcribe.breaker import CircuitBreakerBoard
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,8 @@ class Services:
     writer: SegmentWriter
     registry: CallRegistry
     metrics: Metrics
+    breakers: CircuitBreakerBoard = field(default_factory=CircuitBreakerBoard)
+    """Per-provider circuit breakers shared by every call (empty when there is no failover chain)."""
 
     def session_deps(self) -> SessionDeps:
         return SessionDeps(store=self.store, hub=self.hub, transcriber=self.transcriber, writer=self.writer,

@@ -5,6 +5,11 @@ do the audio work, transcript streams do recognition. The session owns one TaskG
 reading its transcript stream) and finalises in ``__aexit__`` whatever ended the call (Twilio's ``stop``, a dropped
 socket, a protocol violation, server shutdown): audio held in jitter buffers is flushed, final words are recognised,
 the recording is closed and the call row is marked ended with the cause.
+
+When the transcriber fails over (a :class:`~switchboard.transcribe.fallback.FallbackStream`), each switch it made
+is published as a ``provider.switched`` live event, counted in ``switchboard_provider_switches_total`` and kept in
+the call's stats. The consumer reads the stream's ``switches`` after every event and when the track ends, so a
+switch is announced just before the first result of the provider it moved to.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from switchboard.live import TranscriptHub
 from switchboard.metrics import Metrics
@@ -27,6 +32,7 @@ from switchboard.store.errors import StoreError
 from switchboard.store.writer import SegmentWriter
 from switchboard.transcribe.base import Transcriber, TranscriptEvent, TranscriptStream
 from switchboard.transcribe.errors import TranscriptionError
+from switchboard.transcribe.fallback import Switch
 from switchboard.twilio.media_stream import Media, Start
 
 log = logging.getLogger(__name__)
@@ -55,12 +61,20 @@ def recording_key(call_sid: str, at: datetime) -> str:
     return f"recordings/{at:%Y/%m/%d}/{call_sid}.wav"
 
 
+@runtime_checkable
+class SwitchingStream(Protocol):
+    """A transcript stream that may move between providers, listing each move it made, oldest first."""
+
+    switches: list[Switch]
+
+
 @dataclass(slots=True)
 class _Track:
     pipeline: TrackPipeline
     stream: TranscriptStream
     seq: int = 0
     waiting: asyncio.Timeout | None = None
+    switches_seen: int = 0
 
 
 @dataclass
@@ -73,6 +87,7 @@ class CallSession:
     end_reason: str = "stop"
     providers: set[str] = field(default_factory=set)
     transcription_errors: list[str] = field(default_factory=list)
+    switches: list[Switch] = field(default_factory=list)
     parser_stats: dict[str, Any] = field(default_factory=dict)
     _tracks: dict[str, _Track] = field(default_factory=dict)
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
@@ -153,6 +168,7 @@ class CallSession:
                     return
                 finally:
                     state.waiting = None
+                    self._publish_switches(state)
                 self._publish_transcript(event)
                 if event.is_final and event.text:
                     state.seq += 1
@@ -168,6 +184,21 @@ class CallSession:
         log.error("call %s track %s: %s", self.call_sid, track, error)
         self.transcription_errors.append(f"{track}: {error}")
         self.deps.hub.publish(self.call_sid, {"type": "transcriber.error", "track": track, "error": error})
+
+    def _publish_switches(self, state: _Track) -> None:
+        """Announce the provider switches the track's stream made since the last look."""
+        stream = state.stream
+        if not isinstance(stream, SwitchingStream) or len(stream.switches) == state.switches_seen:
+            return
+        new = stream.switches[state.switches_seen:]
+        state.switches_seen += len(new)
+        for switch in new:
+            self.switches.append(switch)
+            labels = {"from": switch.from_provider, "to": switch.to_provider, "reason": switch.reason.value}
+            self.deps.metrics.inc("switchboard_provider_switches_total", labels=labels)
+            self.deps.hub.publish(self.call_sid, {
+                "type": "provider.switched", "track": switch.track, **labels, "media_ms": switch.media_ms,
+            })
 
     def _publish_transcript(self, event: TranscriptEvent) -> None:
         self.providers.add(event.provider)
@@ -202,6 +233,8 @@ class CallSession:
             "recording": self._recorder.stats(),
             "parser": self.parser_stats,
             "transcription_errors": self.transcription_errors,
+            "switches": [{"track": s.track, "from": s.from_provider, "to": s.to_provider, "reason": s.reason.value,
+                          "media_ms": s.media_ms, "replay_from_ms": s.replay_from_ms} for s in self.switches],
         }
         ended = datetime.now(UTC)
         if not await self.deps.writer.wait_flushed():

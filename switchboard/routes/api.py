@@ -115,7 +115,15 @@ async def readyz(request: Request) -> Response:
     checks["live"] = services.hub.stats()
     checks["calls_live"] = len(services.registry)
     checks["transcriber"] = services.transcriber.name
+    checks["providers"] = _providers(services)
     return _json({"status": "ok" if ok else "degraded", "checks": checks}, 200 if ok else 503)
+
+
+def _providers(services: Services) -> dict[str, dict[str, Any]]:
+    """Breaker state per provider. An open breaker does not make the server unready (the chain ends at the local
+    recogniser); error texts are left out because this endpoint is unauthenticated."""
+    shown = ("state", "failures", "recent_failures", "successes", "cooldown_s")
+    return {name: {k: snap[k] for k in shown} for name, snap in services.breakers.snapshot().items()}
 
 
 def _plain(stats: Any) -> Any:

@@ -65,6 +65,59 @@ class Segment:
             raise ValueError(f"segment track must be one of {sorted(TRACKS)}, got {self.track!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class ExtractionRecord:
+    """One stored extraction; ``data`` is the :class:`~switchboard.extract.CallFacts` dump (the store stays
+    ignorant of the schema so old versions keep loading after it changes)."""
+
+    id: int
+    call_sid: str
+    version: int
+    final: bool
+    data: dict[str, Any]
+    source: str
+    model: str | None
+    fallback_reason: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LeadFields:
+    """What one call says about its lead; ``phone`` is the caller ID (the dedupe key), None when withheld."""
+
+    phone: str | None
+    name: str | None = None
+    callback_number: str | None = None
+    address: str | None = None
+    postcode: str | None = None
+    urgency: str | None = None
+    issue_category: str | None = None
+    segment: str | None = None
+    summary: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeadRecord:
+    """One row of ``leads`` with its calls, oldest first; ``call_sid`` is the latest of them."""
+
+    id: int
+    call_sid: str
+    phone: str | None
+    name: str | None
+    callback_number: str | None
+    address: str | None
+    postcode: str | None
+    urgency: str | None
+    issue_category: str | None
+    segment: str | None
+    summary: str | None
+    status: str
+    call_count: int
+    created_at: datetime
+    updated_at: datetime
+    calls: tuple[str, ...]
+
+
 def status_applies(stored_status: str | None, stored_seq: int | None, status: str, sequence: int | None) -> bool:
     """Decide whether a status callback supersedes what is stored.
 
@@ -150,6 +203,44 @@ class Store(Protocol):
 
     async def get_segments(self, call_sid: str) -> list[Segment]:
         """Segments in media-time order (``start_ms``, then track, then ``seq``)."""
+        ...
+
+    async def add_extraction(
+        self,
+        call_sid: str,
+        data: Mapping[str, Any],
+        source: str,
+        model: str | None,
+        fallback_reason: str | None,
+        *,
+        final: bool = False,
+    ) -> int:
+        """Store the next version for the call and return it (atomic: concurrent adds get distinct versions).
+
+        With ``final`` the post-call extraction is stored at most once: a second final add returns the version
+        already stored, so a retried job does not grow the history."""
+        ...
+
+    async def latest_extraction(self, call_sid: str, *, final_only: bool = False) -> ExtractionRecord | None:
+        """The final extraction once there is one (a live run finishing after it is stale), else the highest
+        version unless ``final_only``; None if there is none."""
+        ...
+
+    async def upsert_lead(self, call_sid: str, fields: LeadFields) -> LeadRecord:
+        """Create or update the open lead of ``fields.phone`` from this call and link the call to it.
+
+        Idempotent per call: running it again for a call already linked updates the same lead, and only while
+        this call is still the lead's latest (an older call's retry never overwrites a newer call's fields)."""
+        ...
+
+    async def get_lead(self, lead_id: int) -> LeadRecord | None: ...
+
+    async def lead_for_call(self, call_sid: str) -> LeadRecord | None:
+        """The lead this call fed, if any."""
+        ...
+
+    async def list_leads(self, *, limit: int = 50, before_id: int | None = None) -> list[LeadRecord]:
+        """Newest lead first; pass the last ``id`` seen as ``before_id`` for the next page."""
         ...
 
     async def ping(self) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Final
 import asyncpg
 import orjson
 
-from .base import CallMode, CallRecord, Segment, status_applies
+from .base import CallMode, CallRecord, ExtractionRecord, LeadFields, LeadRecord, Segment, status_applies
 from .errors import StoreQueryError, StoreUnavailable
 from .migrate import migrate
 
@@ -90,6 +90,53 @@ SELECT call_sid, track, seq, start_ms, end_ms, text, provider, confidence
 FROM transcript_segments WHERE call_sid = $1 ORDER BY start_ms, track, seq
 """
 
+_TOUCH_CALL: Final = "INSERT INTO calls (call_sid) VALUES ($1) ON CONFLICT (call_sid) DO NOTHING"
+# Serialises version numbering (and lead linking) per call without blocking segment inserts (FK key-share locks).
+_LOCK_CALL: Final = "SELECT 1 FROM calls WHERE call_sid = $1 FOR NO KEY UPDATE"
+_FINAL_VERSION: Final = "SELECT version FROM extractions WHERE call_sid = $1 AND final"
+_ADD_EXTRACTION: Final = """
+INSERT INTO extractions (call_sid, version, final, data, source, model, fallback_reason)
+SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, $5, $6 FROM extractions WHERE call_sid = $1
+RETURNING version
+"""
+_EXTRACTION_COLUMNS: Final = "id, call_sid, version, final, data, source, model, fallback_reason, created_at"
+_LATEST_EXTRACTION: Final = f"""
+SELECT {_EXTRACTION_COLUMNS} FROM extractions WHERE call_sid = $1 AND (final OR NOT $2)
+ORDER BY final DESC, version DESC LIMIT 1
+"""
+_LEAD_SELECT: Final = """
+SELECT l.id, l.call_sid, l.phone, l.name, l.callback_number, l.address, l.postcode, l.urgency, l.issue_category,
+       l.segment, l.summary, l.status, l.call_count, l.created_at, l.updated_at,
+       ARRAY(SELECT lc.call_sid FROM lead_calls lc WHERE lc.lead_id = l.id ORDER BY lc.created_at, lc.call_sid) AS calls
+FROM leads l
+"""
+_GET_LEAD: Final = _LEAD_SELECT + "WHERE l.id = $1"
+_LEAD_FOR_CALL: Final = _LEAD_SELECT + "JOIN lead_calls c ON c.lead_id = l.id WHERE c.call_sid = $1"
+_LIST_LEADS: Final = _LEAD_SELECT + "WHERE ($2::bigint IS NULL OR l.id < $2) ORDER BY l.id DESC LIMIT $1"
+# One lock per caller number (or per call when withheld): two calls from one number ending together must not
+# both open a lead.
+_LOCK_LEAD_KEY: Final = "SELECT pg_advisory_xact_lock(hashtextextended('lead:' || $1, 0))"
+_LINKED_LEAD: Final = "SELECT lead_id FROM lead_calls WHERE call_sid = $1"
+_OPEN_LEAD: Final = "SELECT id FROM leads WHERE phone = $1 AND status <> 'closed' FOR UPDATE"
+_INSERT_LEAD: Final = """
+INSERT INTO leads (call_sid, phone, name, callback_number, address, postcode, urgency, issue_category, segment,
+                   summary)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id
+"""
+# $10 = the lead's id; $11 = whether this call is new to the lead (counted, becomes the latest). A call that is
+# already linked updates only while it is still the latest, so a late retry cannot roll back newer facts.
+_MERGE_LEAD: Final = """
+UPDATE leads SET
+    call_sid = $1,
+    name = coalesce($2, name), callback_number = coalesce($3, callback_number), address = coalesce($4, address),
+    postcode = coalesce($5, postcode), urgency = coalesce($6, urgency),
+    issue_category = coalesce($7, issue_category), segment = coalesce($8, segment), summary = coalesce($9, summary),
+    call_count = call_count + CASE WHEN $11 THEN 1 ELSE 0 END,
+    updated_at = now()
+WHERE id = $10 AND ($11 OR call_sid = $1)
+"""
+_LINK_CALL: Final = "INSERT INTO lead_calls (call_sid, lead_id) VALUES ($1, $2)"
+
 _UNAVAILABLE: Final = (
     OSError,  # refused, reset, unreachable, socket file missing
     TimeoutError,  # command_timeout or connect timeout
@@ -114,6 +161,9 @@ def _translated(operation: str) -> Iterator[None]:
     except asyncpg.PostgresError as exc:
         raise StoreQueryError(f"{operation}: {exc}") from exc
 
+
+translate_errors = _translated
+"""Public name of the error translation, for modules that run their own SQL on the store's pool (the job queue)."""
 
 def _aware(at: datetime) -> datetime:
     # asyncpg would read a naive datetime as the *host's* local time: refuse the ambiguity.
@@ -262,6 +312,80 @@ class PgStore:
             rows = await self._pool.fetch(_GET_SEGMENTS, call_sid)
         return [Segment(**dict(row)) for row in rows]
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The asyncpg pool, shared with the job queue (same database, same codecs)."""
+        return self._pool
+
+    async def add_extraction(
+        self,
+        call_sid: str,
+        data: Mapping[str, Any],
+        source: str,
+        model: str | None,
+        fallback_reason: str | None,
+        *,
+        final: bool = False,
+    ) -> int:
+        with _translated("add_extraction"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(_TOUCH_CALL, call_sid)
+                await conn.execute(_LOCK_CALL, call_sid)
+                stored = await conn.fetchval(_FINAL_VERSION, call_sid) if final else None
+                if stored is not None:
+                    return int(stored)
+                version = await conn.fetchval(
+                    _ADD_EXTRACTION, call_sid, final, dict(data), source, model, fallback_reason
+                )
+        return int(version)
+
+    async def latest_extraction(self, call_sid: str, *, final_only: bool = False) -> ExtractionRecord | None:
+        with _translated("latest_extraction"):
+            row = await self._pool.fetchrow(_LATEST_EXTRACTION, call_sid, final_only)
+        return None if row is None else ExtractionRecord(**dict(row))
+
+    async def upsert_lead(self, call_sid: str, fields: LeadFields) -> LeadRecord:
+        """Dedupe rules: see ``migrations/0002_leads_jobs.sql`` and :meth:`Store.upsert_lead`."""
+        f = fields
+        values = (f.phone, f.name, f.callback_number, f.address, f.postcode, f.urgency, f.issue_category, f.segment,
+                  f.summary)  # fmt: skip
+        with _translated("upsert_lead"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(_LOCK_LEAD_KEY, f.phone or call_sid)
+                await conn.execute(_TOUCH_CALL, call_sid)
+                linked = await conn.fetchval(_LINKED_LEAD, call_sid)
+                if linked is not None:
+                    await conn.execute(_MERGE_LEAD, call_sid, *values[1:], linked, False)
+                    lead_id = int(linked)
+                else:
+                    open_id = await conn.fetchval(_OPEN_LEAD, f.phone) if f.phone else None
+                    if open_id is None:
+                        lead_id = int(await conn.fetchval(_INSERT_LEAD, call_sid, *values))
+                    else:
+                        lead_id = int(open_id)
+                        await conn.execute(_MERGE_LEAD, call_sid, *values[1:], lead_id, True)
+                    await conn.execute(_LINK_CALL, call_sid, lead_id)
+                row = await conn.fetchrow(_GET_LEAD, lead_id)
+        return _lead_record(row)
+
+    async def get_lead(self, lead_id: int) -> LeadRecord | None:
+        with _translated("get_lead"):
+            row = await self._pool.fetchrow(_GET_LEAD, lead_id)
+        return None if row is None else _lead_record(row)
+
+    async def lead_for_call(self, call_sid: str) -> LeadRecord | None:
+        with _translated("lead_for_call"):
+            row = await self._pool.fetchrow(_LEAD_FOR_CALL, call_sid)
+        return None if row is None else _lead_record(row)
+
+    async def list_leads(self, *, limit: int = 50, before_id: int | None = None) -> list[LeadRecord]:
+        """Keyset pagination on ``id`` (creation order); a lead updated by a later call keeps its place."""
+        if limit < 1:
+            raise ValueError(f"limit must be positive, got {limit}")
+        with _translated("list_leads"):
+            rows = await self._pool.fetch(_LIST_LEADS, limit, before_id)
+        return [_lead_record(row) for row in rows]
+
     async def ping(self) -> None:
         with _translated("ping"):
             await self._pool.fetchval("SELECT 1")
@@ -279,3 +403,9 @@ def _call_record(row: asyncpg.Record) -> CallRecord:
     values = dict(row)
     values["providers"] = tuple(values["providers"])
     return CallRecord(**values)
+
+
+def _lead_record(row: asyncpg.Record) -> LeadRecord:
+    values = dict(row)
+    values["calls"] = tuple(values["calls"])
+    return LeadRecord(**values)
