@@ -165,6 +165,7 @@ def _translated(operation: str) -> Iterator[None]:
 translate_errors = _translated
 """Public name of the error translation, for modules that run their own SQL on the store's pool (the job queue)."""
 
+
 def _aware(at: datetime) -> datetime:
     # asyncpg would read a naive datetime as the *host's* local time: refuse the ambiguity.
     if at.tzinfo is None or at.utcoffset() is None:

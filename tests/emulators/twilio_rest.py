@@ -1,0 +1,305 @@
+"""A Twilio REST API emulator on loopback, for the official ``twilio`` client as client.
+
+A small HTTP/1.1 server on plain asyncio streams (so a fault can cut a connection, which an ASGI app cannot):
+``POST /2010-04-01/Accounts/{AC}/Messages.json`` and ``…/Calls.json`` (form bodies, Basic auth, Twilio's JSON
+resource and error shapes), and ``GET …/Messages.json`` (a filtered page, newest first). Faults are injected for
+the next N requests (``times=None``: until :meth:`TwilioRestEmulator.clear`). Every request is logged in
+:attr:`TwilioRestEmulator.requests`; accepted messages and calls in :attr:`messages` / :attr:`calls`.
+
+Point the client at it with ``client.api.base_url = emu.base_url`` (``shared/protocols/twilio.md`` §f).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import re
+import socket
+import struct
+import uuid
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-f]{32})/(?P<resource>Messages|Calls)\.json$")
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
+_MESSAGES = {
+    20003: "Authenticate",
+    20404: "The requested resource was not found",
+    20429: "Too Many Requests",
+    20500: "Internal Server Error",
+    21211: "The 'To' number is not a valid phone number.",
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected misbehaviour; build with the class methods."""
+
+    kind: str  # "status", "slow", "reset" or "malformed"
+    status: int = 200
+    code: int | None = None
+    delay_s: float = 0.0
+
+    @classmethod
+    def error(cls, status: int, code: int) -> Fault:
+        """An error reply, e.g. ``(401, 20003)``, ``(400, 21211)``, ``(429, 20429)``, ``(500, 20500)``."""
+        return cls("status", status, code)
+
+    @classmethod
+    def slow(cls, delay_s: float) -> Fault:
+        """Answer normally after ``delay_s`` (beyond the client's timeout to test timeouts)."""
+        return cls("slow", delay_s=delay_s)
+
+    @classmethod
+    def reset(cls) -> Fault:
+        """Close the connection with a TCP RST instead of answering."""
+        return cls("reset")
+
+    @classmethod
+    def malformed(cls) -> Fault:
+        """A 201 whose body is not JSON (the request was accepted: the message is logged as sent)."""
+        return cls("malformed", 201)
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    form: dict[str, str]
+    headers: dict[str, str]
+    fault: str | None = None
+    status: int | None = None
+
+
+@dataclass
+class _Response:
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+class TwilioRestEmulator:
+    """``async with TwilioRestEmulator() as emu:`` then a ``twilio.rest.Client(emu.account_sid, emu.auth_token)``
+    with ``api.base_url = emu.base_url``."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, account_sid: str | None = None,
+                 auth_token: str = "emulator-token") -> None:  # fmt: skip
+        self.host, self.port = host, port
+        self.account_sid = account_sid or f"AC{uuid.uuid4().hex}"
+        self.auth_token = auth_token
+        self.requests: list[RecordedRequest] = []
+        self.messages: list[dict[str, Any]] = []
+        self.calls: list[dict[str, Any]] = []
+        self._faults: list[tuple[Fault, int | None]] = []
+        self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._closing = asyncio.Event()
+        self._ids = itertools.count(1)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def inject(self, fault: Fault, times: int | None = 1) -> None:
+        """Apply ``fault`` to the next ``times`` requests (None: every request until :meth:`clear`)."""
+        self._faults.append((fault, times))
+
+    def clear(self) -> None:
+        self._faults.clear()
+
+    async def __aenter__(self) -> TwilioRestEmulator:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self._closing.set()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        async with asyncio.timeout(5):
+            await asyncio.gather(*self._handlers)
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        self._writers.add(writer)
+        try:
+            while await self._one(reader, writer):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client went away (timed out, or the session closed)
+        finally:
+            self._handlers.discard(task)
+            self._writers.discard(writer)
+            writer.close()
+
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Serve one request; False when the connection is finished."""
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            return False
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ", 2)
+        headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
+        raw = await reader.readexactly(int(headers.get("content-length", "0")))
+        url = urlsplit(target)
+        record = RecordedRequest(method, url.path, dict(parse_qsl(url.query, keep_blank_values=True)),
+                                 dict(parse_qsl(raw.decode(), keep_blank_values=True)), headers)  # fmt: skip
+        self.requests.append(record)
+        fault = self._next_fault()
+        record.fault = fault.kind if fault else None
+        if fault is not None and fault.kind == "reset":
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+            return False
+        if fault is not None and fault.kind == "slow":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), fault.delay_s)
+            if self._closing.is_set():
+                return False
+        response = self._respond(record, fault)
+        record.status = response.status
+        await self._write(writer, response)
+        return headers.get("connection", "").lower() != "close"
+
+    def _next_fault(self) -> Fault | None:
+        if not self._faults:
+            return None
+        fault, times = self._faults[0]
+        if times is not None:
+            if times <= 1:
+                self._faults.pop(0)
+            else:
+                self._faults[0] = (fault, times - 1)
+        return fault
+
+    def _respond(self, request: RecordedRequest, fault: Fault | None) -> _Response:
+        match = _PATH.match(request.path)
+        if match is None:
+            return _error(404, 20404, f"The requested resource {request.path} was not found")
+        if not self._authorised(request.headers.get("authorization", ""), match["account"]):
+            return _error(401, 20003, "Authenticate")
+        if fault is not None and fault.kind == "status":
+            code = fault.code or fault.status * 100
+            return _error(fault.status, code, _MESSAGES.get(code, "Error"))
+        if request.method == "GET" and match["resource"] == "Messages":
+            return self._list_messages(request)
+        if request.method != "POST":
+            return _error(405, 20004, "Method not allowed")
+        create = self._create_message if match["resource"] == "Messages" else self._create_call
+        response = create(match["account"], request.form)
+        if fault is not None and fault.kind == "malformed" and response.status == 201:
+            return _Response(201, response.body[: len(response.body) // 2])
+        return response
+
+    def _authorised(self, header: str, account: str) -> bool:
+        scheme, _, value = header.partition(" ")
+        try:
+            user, _, password = base64.b64decode(value).decode().partition(":")
+        except ValueError:
+            return False
+        return scheme.lower() == "basic" and user == self.account_sid == account and password == self.auth_token
+
+    def _create_message(self, account: str, form: dict[str, str]) -> _Response:
+        to, sender, body = form.get("To"), form.get("From"), form.get("Body")
+        if not to:
+            return _error(400, 21604, "A 'To' phone number is required.")
+        if not sender:
+            return _error(400, 21603, "A 'From' phone number is required.")
+        if not body:
+            return _error(400, 21602, "Message body is required.")
+        if len(body) > 1600:
+            return _error(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
+        if not _E164.match(to):
+            return _error(400, 21211, f"Invalid 'To' Phone Number: {to}")
+        sid = f"SM{uuid.uuid4().hex}"
+        message = {**self._resource(account, "Messages", sid), "body": body, "from": sender, "to": to,
+                   "status": "queued", "direction": "outbound-api", "num_segments": str(-(-len(body) // 153)),
+                   "num_media": "0", "date_sent": None, "error_code": None, "error_message": None,
+                   "messaging_service_sid": None, "price": None, "price_unit": "USD"}  # fmt: skip
+        self.messages.append(message)
+        return _Response(201, json.dumps(message).encode())
+
+    def _create_call(self, account: str, form: dict[str, str]) -> _Response:
+        to, sender = form.get("To"), form.get("From")
+        if not to:
+            return _error(400, 21201, "No 'To' number is specified")
+        if not sender:
+            return _error(400, 21213, "No 'From' number is specified")
+        if not (form.get("Url") or form.get("Twiml") or form.get("ApplicationSid")):
+            return _error(400, 21205, "Url parameter is required.")
+        if not _E164.match(to):
+            return _error(400, 21211, f"Invalid 'To' Phone Number: {to}")
+        sid = f"CA{uuid.uuid4().hex}"
+        call = {**self._resource(account, "Calls", sid), "to": to, "from": sender, "status": "queued",
+                "direction": "outbound-api", "parent_call_sid": None, "duration": None, "price": None,
+                "start_time": None, "end_time": None, "answered_by": None, "caller_name": None}  # fmt: skip
+        self.calls.append({**call, "request": dict(form)})
+        return _Response(201, json.dumps(call).encode())
+
+    def _list_messages(self, request: RecordedRequest) -> _Response:
+        query = request.query
+        size = int(query.get("PageSize", "50"))
+        found = [
+            m
+            for m in reversed(self.messages)
+            if query.get("To", m["to"]) == m["to"] and query.get("From", m["from"]) == m["from"]
+        ][:size]
+        uri = request.path
+        page = {"messages": found, "end": max(len(found) - 1, 0), "first_page_uri": f"{uri}?PageSize={size}&Page=0",
+                "next_page_uri": None, "page": 0, "page_size": size, "previous_page_uri": None, "start": 0,
+                "uri": f"{uri}?PageSize={size}&Page=0"}  # fmt: skip
+        return _Response(200, json.dumps(page).encode())
+
+    def _resource(self, account: str, kind: str, sid: str) -> dict[str, Any]:
+        now = formatdate(usegmt=True)
+        return {"sid": sid, "account_sid": account, "api_version": "2010-04-01", "date_created": now,
+                "date_updated": now, "uri": f"/2010-04-01/Accounts/{account}/{kind}/{sid}.json",
+                "subresource_uris": {}}  # fmt: skip
+
+    async def _write(self, writer: asyncio.StreamWriter, response: _Response) -> None:
+        head = [
+            f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Error')}",
+            "content-type: application/json; charset=utf-8",
+            f"content-length: {len(response.body)}",
+            f"twilio-request-id: RQ{next(self._ids):032x}",
+            *(f"{k}: {v}" for k, v in response.headers),
+        ]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
+        await writer.drain()
+
+
+def _error(status: int, code: int, message: str) -> _Response:
+    body = {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+    return _Response(status, json.dumps(body).encode())
+
+
+__all__ = ["Fault", "RecordedRequest", "TwilioRestEmulator"]
