@@ -21,6 +21,7 @@ from starlette.routing import Route, WebSocketRoute
 from switchboard.config import Settings
 from switchboard.live import InMemoryHub
 from switchboard.metrics import Metrics
+from switchboard.postcall import build_post_call
 from switchboard.registry import CallRegistry
 from switchboard.routes import api, live_ws, media_ws, twilio_http
 from switchboard.services import Services
@@ -87,9 +88,11 @@ def create_app(settings: Settings, *, transcriber: Transcriber | None = None) ->
             hub = InMemoryHub(queue_size=settings.live_queue)
             registry = CallRegistry()
             metrics = _metrics(registry, hub, writer, breakers)
-            services = Services(settings, store, hub, stt, writer, registry, metrics, breakers)
             group = await stack.enter_async_context(asyncio.TaskGroup())
             writer_task = group.create_task(writer.run(), name="segment-writer")
+            # its loops stop (LIFO exit-stack callbacks) before the task group is awaited, the store after that
+            post_call = await build_post_call(settings, store, stack, group)
+            services = Services(settings, store, hub, stt, writer, registry, metrics, breakers, post_call)
             try:
                 yield {"services": services}
             finally:
@@ -108,6 +111,7 @@ def create_app(settings: Settings, *, transcriber: Transcriber | None = None) ->
         Route("/api/calls", api.list_calls),
         Route("/api/calls/{call_sid}", api.get_call),
         Route("/api/calls/{call_sid}/recording", api.get_recording),
+        Route("/api/leads", api.list_leads),
         Route("/healthz", api.healthz),
         Route("/readyz", api.readyz),
         Route("/metrics", api.metrics),

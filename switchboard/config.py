@@ -77,6 +77,16 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "SWITCHBOARD_STT_WORKERS": "Recogniser threads for local transcription (each ~450 MB)",
     "SWITCHBOARD_LIVE_QUEUE": "Per-subscriber live event queue bound; overflow closes that subscriber",
     "SWITCHBOARD_LOG_LEVEL": "Python logging level name",
+    "OPENAI_API_KEY": "OpenAI key: gpt-4o-mini extracts lead fields (unset = offline rules only)",
+    "OPENAI_BASE_URL": "OpenAI base URL ending in /v1 (unset = production; an emulator in tests)",
+    "AWS_S3_BUCKET": "Bucket for recordings and transcripts (unset = the local data dir is the archive)",
+    "AWS_REGION": "Region of the bucket",
+    "AWS_ENDPOINT_URL": "S3-compatible endpoint (path-style addressing), e.g. a SeaweedFS or MinIO server",
+    "AWS_ACCESS_KEY_ID": "S3 access key (unset = boto3's usual credential chain, minus instance metadata)",
+    "AWS_SECRET_ACCESS_KEY": "S3 secret key",
+    "SWITCHBOARD_ARCHIVE_RETRY_MAX_S": "Longest wait between archive upload retries during an outage",
+    "ONCALL_NUMBER": "E.164 number that gets an SMS for each emergency call (needs TWILIO_PHONE_NUMBER)",
+    "TWILIO_API_URL": "Twilio REST base URL (unset = https://api.twilio.com; an emulator in tests)",
 }
 
 WISPR_PRODUCTION_URL: Final = "wss://platform-api.wisprflow.ai/api/v1/dash/ws"
@@ -113,6 +123,16 @@ class Settings:
     wispr_stall_s: float = 12.0
     breaker_failures: int = 3
     breaker_cooldown_s: float = 30.0
+    openai_api_key: Secret | None = None
+    openai_base_url: str | None = None
+    aws_s3_bucket: str | None = None
+    aws_region: str | None = None
+    aws_endpoint_url: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: Secret | None = None
+    archive_retry_max_s: float = 300.0
+    oncall_number: str | None = None
+    twilio_api_url: str | None = None
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.public_url)
@@ -184,6 +204,16 @@ class Settings:
             wispr_stall_s=_float(env, "SWITCHBOARD_WISPR_STALL_S", 12.0),
             breaker_failures=_int(env, "SWITCHBOARD_BREAKER_FAILURES", 3),
             breaker_cooldown_s=_float(env, "SWITCHBOARD_BREAKER_COOLDOWN_S", 30.0),
+            openai_api_key=_secret(env, "OPENAI_API_KEY"),
+            openai_base_url=env.get("OPENAI_BASE_URL") or None,
+            aws_s3_bucket=env.get("AWS_S3_BUCKET") or None,
+            aws_region=env.get("AWS_REGION") or None,
+            aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+            aws_secret_access_key=_secret(env, "AWS_SECRET_ACCESS_KEY"),
+            archive_retry_max_s=_float(env, "SWITCHBOARD_ARCHIVE_RETRY_MAX_S", 300.0),
+            oncall_number=env.get("ONCALL_NUMBER") or None,
+            twilio_api_url=env.get("TWILIO_API_URL") or None,
         )
 
 
@@ -205,6 +235,11 @@ def load_local_secrets(data_dir: Path, *, create: bool) -> dict[str, str]:
     with os.fdopen(fd, "w") as fh:
         json.dump(made, fh)
     return made
+
+
+def _secret(env: Mapping[str, str], name: str) -> Secret | None:
+    value = env.get(name)
+    return Secret(value) if value else None
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

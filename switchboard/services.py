@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from switchboard.config import Settings
 from switchboard.live import InMemoryHub
 from switchboard.metrics import Metrics
+from switchboard.postcall import PostCall
 from switchboard.registry import CallRegistry
 from switchboard.session import SessionDeps
 from switchboard.store.base import Store
@@ -26,7 +27,8 @@ class Services:
     metrics: Metrics
     breakers: CircuitBreakerBoard = field(default_factory=CircuitBreakerBoard)
     """Per-provider circuit breakers shared by every call (empty when there is no failover chain)."""
+    post_call: PostCall | None = None
 
     def session_deps(self) -> SessionDeps:
         return SessionDeps(store=self.store, hub=self.hub, transcriber=self.transcriber, writer=self.writer,
-                           data_dir=self.settings.data_dir, metrics=self.metrics)
+                           data_dir=self.settings.data_dir, metrics=self.metrics, post_call=self.post_call)

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from switchboard.live import TranscriptHub
+from switchboard.live_extraction import LiveExtraction
 from switchboard.metrics import Metrics
 from switchboard.pipeline import TrackPipeline
 from switchboard.recorder import TRACKS, StereoRecorder
@@ -34,6 +35,9 @@ from switchboard.transcribe.base import Transcriber, TranscriptEvent, Transcript
 from switchboard.transcribe.errors import TranscriptionError
 from switchboard.transcribe.fallback import Switch
 from switchboard.twilio.media_stream import Media, Start
+
+if TYPE_CHECKING:
+    from switchboard.postcall import PostCall
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +54,11 @@ class SessionDeps:
     writer: SegmentWriter
     data_dir: Path
     metrics: Metrics
-    drain_stall_s: float = 60.0
-    """After the call stops, a track's recogniser may take this long per result before it is abandoned."""
+    post_call: PostCall | None = None
+    """Live extraction during the call and the durable post-call jobs; None = transcripts only."""
+    drain_stall_s: float = 600.0
+    """After the call stops, a track's recogniser may take this long per result before it is abandoned (a local
+    recogniser shared by many calls can have a long queue; cloud providers have their own stall detection)."""
     drain_timeout_s: float = 1800.0
     """Hard cap on finishing a call's transcripts (a recogniser working through a long backlog keeps going)."""
 
@@ -93,6 +100,9 @@ class CallSession:
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
     _recorder: StereoRecorder | None = None
     _stopped: bool = False
+    _live: LiveExtraction | None = None
+    _consuming: int = 0
+    recording_key: str = ""
 
     @property
     def call_sid(self) -> str:
@@ -110,7 +120,11 @@ class CallSession:
                 self._tracks[track] = _Track(pipeline, stream)
             group = await self._stack.enter_async_context(asyncio.TaskGroup())
             for track, state in self._tracks.items():
+                self._consuming += 1
                 group.create_task(self._consume(track, state), name=f"transcripts:{self.call_sid}:{track}")
+            if self.deps.post_call is not None:
+                self._live = LiveExtraction(self.call_sid, self.deps.post_call.extractor, self.deps.hub)
+                group.create_task(self._live.run(), name=f"live-extraction:{self.call_sid}")
         except BaseException:
             await self._stack.aclose()
             self._recorder.close()
@@ -174,11 +188,17 @@ class CallSession:
                     state.seq += 1
                     self.deps.writer.add(Segment(self.call_sid, track, state.seq, event.start_ms, event.end_ms,
                                                  event.text, event.provider, event.confidence))
+                    if self._live is not None:
+                        self._live.note_final(SPEAKERS[track], event.text, event.start_ms)  # type: ignore[arg-type]
         except TranscriptionError as exc:
             # Recognition failing must not stop the recording or the other track.
             self._transcription_failed(track, f"transcription failed: {exc}")
         except TimeoutError:
             self._transcription_failed(track, f"recogniser stalled for {self.deps.drain_stall_s:.0f}s after the call")
+        finally:
+            self._consuming -= 1
+            if self._consuming == 0 and self._live is not None:
+                self._live.close()  # every final is in: live previews stop, the final extraction is a job
 
     def _transcription_failed(self, track: str, error: str) -> None:
         log.error("call %s track %s: %s", self.call_sid, track, error)
@@ -252,3 +272,10 @@ class CallSession:
             "type": "call.ended", "reason": self.end_reason, "media_ms": media_ms,
             "ended_at": ended.isoformat(), "recording_key": self.recording_key,
         })
+        if self.deps.post_call is not None:
+            try:
+                await self.deps.post_call.handlers.call_ended(
+                    self.call_sid, recording_path=self.deps.data_dir / self.recording_key,
+                    recording_key=self.recording_key)
+            except StoreError as exc:
+                log.error("call %s: could not record its post-call jobs: %s", self.call_sid, exc)

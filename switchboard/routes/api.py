@@ -80,6 +80,29 @@ async def get_call(request: Request) -> Response:
     body = call_json(call)
     body["live"] = sid in services.registry
     body["transcript"] = [segment_json(s) for s in await services.store.get_segments(sid)]
+    extraction = await services.store.latest_extraction(sid)
+    body["extraction"] = _plain(extraction)
+    lead = await services.store.lead_for_call(sid)
+    body["lead"] = _plain(lead)
+    post_call = services.post_call
+    body["jobs"] = [job.to_json() for job in await post_call.queue.list(call_sid=sid)] if post_call else []
+    return _json(body)
+
+
+async def list_leads(request: Request) -> Response:
+    services: Services = request.state.services
+    if not authorized(request, services.settings.api_token):
+        return _unauthorized()
+    try:
+        limit = min(max(int(request.query_params.get("limit", "50")), 1), 500)
+        before = request.query_params.get("before")
+        before_id = int(before) if before else None
+    except ValueError:
+        return _json({"error": "limit and before must be integers"}, 400)
+    leads = await services.store.list_leads(limit=limit, before_id=before_id)
+    body: dict[str, Any] = {"leads": [_plain(lead) for lead in leads]}
+    if len(leads) == limit:
+        body["next_before"] = leads[-1].id
     return _json(body)
 
 
@@ -116,6 +139,9 @@ async def readyz(request: Request) -> Response:
     checks["calls_live"] = len(services.registry)
     checks["transcriber"] = services.transcriber.name
     checks["providers"] = _providers(services)
+    if services.post_call is not None:
+        checks["archive"] = _plain(services.post_call.spool.backlog())
+        checks["jobs"] = _plain(await services.post_call.queue.stats())
     return _json({"status": "ok" if ok else "degraded", "checks": checks}, 200 if ok else 503)
 
 
@@ -127,9 +153,20 @@ def _providers(services: Services) -> dict[str, dict[str, Any]]:
 
 
 def _plain(stats: Any) -> Any:
+    """A dataclass (record, stats snapshot) as JSON-ready data: datetimes as ISO 8601."""
     if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
-        return dataclasses.asdict(stats)
+        return _jsonable(dataclasses.asdict(stats))
     return stats
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 async def metrics(request: Request) -> Response:
