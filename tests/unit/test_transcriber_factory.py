@@ -43,7 +43,7 @@ def test_cloud_settings_are_read_and_keys_never_shown(tmp_path: Path) -> None:
     assert s.deepgram_api_key is not None and s.deepgram_api_key.reveal() == "dg-secret-2"
     assert (s.wispr_ws_url, s.deepgram_url) == ("ws://127.0.0.1:9001/api/v1/dash/ws", "ws://127.0.0.1:9002")
     assert (s.stt_stall_s, s.wispr_stall_s, s.breaker_failures, s.breaker_cooldown_s) == (2.5, 20.0, 5, 7.0)
-    assert "secret" not in repr(s)
+    assert "wf-secret-1" not in repr(s) and "dg-secret-2" not in repr(s)
     config = breaker_config(s)
     assert (config.failure_threshold, config.cooldown_s) == (5, 7.0)
 
