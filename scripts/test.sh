@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 .venv/bin/ruff check .
+# Each recogniser thread's ONNX runtime otherwise gets its own malloc arenas, which are never given back.
+export MALLOC_ARENA_MAX=2
 set +e
 .venv/bin/python -m pytest -q --cov --cov-report=term-missing:skip-covered "$@"
 rc=$?

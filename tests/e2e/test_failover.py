@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -40,7 +39,7 @@ from switchboard.transcribe.base import Pcm16
 from switchboard.transcribe.moonshine import RecognizerPool
 from switchboard.transcribe.wer import word_errors
 from tests.e2e.conftest import Server, fresh_database, running_server
-from tests.e2e.test_replay import interleave
+from tests.e2e.test_replay import interleave, sidecar
 from tests.emulators import deepgram_server as dg
 from tests.emulators import wisprflow_server as wf
 from tests.emulators.recognizer import EmulatorRecognizer
@@ -57,8 +56,9 @@ REAL = [BECKETT, FIXTURES / "real_ivr_callback_postcode.wav", FIXTURES / "real_l
 TTS = [p for p in ALL if p.name.startswith("tts_")]
 SPEED = 6.0
 BASELINE_SPEED = 2.0
-"""Ten calls at once: the server runs Silero for WisprFlow on the event loop (≈12 ms CPU per track-second), and
-the emulators share that loop, so the no-fault pass over every fixture goes slower to keep the loop responsive."""
+"""Ten calls at once: the server runs Silero for WisprFlow on the event loop (12–20 ms CPU per track-second), and
+the emulators share that loop, so the no-fault pass over every fixture goes slower to keep the loop responsive
+(at 6× its timeouts fired: 3 s for WisprFlow's auth ack)."""
 WER_TOLERANCE = 0.15
 """Between the faulted and the no-fault transcript of the Moonshine call, both tracks pooled."""
 SCENARIO_LIMIT_S = 60.0
@@ -110,6 +110,12 @@ def _matching_span(pcm: Pcm16, at: int, ref: Pcm16, hit: int) -> tuple[int, int]
     return start, end
 
 
+def midpoints(path: Path, track: str) -> list[tuple[float, str]]:
+    """(midpoint ms, word) of every word of a fixture track, from its sidecar."""
+    return [((w["start_ms"] + w["end_ms"]) / 2, w["w"]) for u in sidecar(path)["tracks"][track]["utterances"]
+            for w in u["words"]]
+
+
 def pcm16k(ulaw: bytes) -> Pcm16:
     """A track as the server hands it to recognisers (the resampler's output does not depend on chunking)."""
     resampler = StreamResampler(8000, 16_000)
@@ -125,11 +131,8 @@ class FixtureOracle:
         self._fallback = fallback
         self._refs: list[_Ref] = []
         for path in paths:
-            meta = json.loads(path.with_suffix(".json").read_text())
             for name, ulaw in zip(("inbound", "outbound"), read_tracks(path), strict=True):
-                words = [((w["start_ms"] + w["end_ms"]) / 2, w["w"])
-                         for u in meta["tracks"][name]["utterances"] for w in u["words"]]
-                self._refs.append(_Ref(pcm16k(ulaw), words))
+                self._refs.append(_Ref(pcm16k(ulaw), midpoints(path, name)))
         self.located = self.fallbacks = 0
 
     def words(self, pcm: Pcm16) -> str | None:
@@ -276,9 +279,13 @@ async def matrix(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory, emulator
 # -- checks -----------------------------------------------------------------------------------------------------
 
 def transcript(result: CallResult) -> dict[str, str]:
-    stored = result.stored
-    assert stored is not None and result.ended is not None, "the call never ended"
+    assert result.stored is not None and result.ended is not None, "the call never ended"
     return result.transcript()
+
+
+def providers(result: CallResult) -> list[str]:
+    assert result.stored is not None, "the call was not stored"
+    return list(result.stored["providers"])
 
 
 def assert_call_is_whole(outcome: Outcome, path: Path) -> None:
@@ -293,9 +300,11 @@ def assert_call_is_whole(outcome: Outcome, path: Path) -> None:
     assert got == interleave(*read_tracks(path))
     seen = {e["provider"] for e in result.events if e["type"] == "transcript"}
     assert stored["providers"] == sorted(seen)
-    live = [(e["track"], e["from"], e["to"], e["reason"]) for e in result.events if e["type"] == "provider.switched"]
+    announced = outcome.switches(path)
+    live = [(e["track"], e["from"], e["to"], e["reason"]) for e in announced]
     kept = [(s["track"], s["from"], s["to"], s["reason"]) for s in stored["stats"]["switches"]]
     assert live == kept
+    assert all(0 <= e["media_ms"] <= stored["media_ms"] for e in announced)
 
 
 def assert_same_words(path: Path, got: CallResult, baseline: CallResult) -> None:
@@ -309,7 +318,7 @@ def assert_same_words(path: Path, got: CallResult, baseline: CallResult) -> None
         errors = word_errors(" ".join(before.values()), " ".join(now.values()))
         assert errors.wer <= WER_TOLERANCE, (errors, before, now)
         return
-    meta = json.loads(path.with_suffix(".json").read_text())
+    meta = sidecar(path)
     for track, text in now.items():
         closest = min((word_errors(ref, text) for ref in (before[track], meta["tracks"][track]["text"])),
                       key=lambda e: e.errors)
@@ -320,18 +329,16 @@ def assert_same_words(path: Path, got: CallResult, baseline: CallResult) -> None
 @functools.cache
 def deepgram_blind_words(path: Path, track: str) -> list[str]:
     """Words whose midpoint no utterance of the Deepgram emulator's endpointer (client settings) contains."""
-    meta = json.loads(path.with_suffix(".json").read_text())
     pcm = pcm16k(read_tracks(path)[("inbound", "outbound").index(track)])
     segmenter = dg._Segmenter(300, 1500, None, False, 5000)  # the emulator's own sans-I/O endpointing
     cuts = [c for i in range(0, len(pcm), 1600) for c in segmenter.push(pcm[i : i + 1600])]
     cuts += segmenter.flush(True)
     spans = [(c.start * 1000, c.end * 1000) for c in cuts if isinstance(c, dg._Transcribe) and len(c.pcm)]
-    words = [((w["start_ms"] + w["end_ms"]) / 2, w["w"]) for u in meta["tracks"][track]["utterances"]
-             for w in u["words"]]
-    return [w for mid, w in words if not any(a <= mid < b for a, b in spans)]
+    return [w for mid, w in midpoints(path, track) if not any(a <= mid < b for a, b in spans)]
 
 
 def switched_tracks(outcome: Outcome, path: Path) -> dict[str, list[tuple[str, str]]]:
+    """Per track, the (from, to) of each provider.switched event, in order."""
     out: dict[str, list[tuple[str, str]]] = {}
     for e in outcome.switches(path):
         out.setdefault(e["track"], []).append((e["from"], e["to"]))
@@ -345,8 +352,8 @@ async def test_no_fault_pass_stays_on_wisprflow_with_the_fixture_words(matrix: M
     outcome = matrix.outcomes["baseline"]
     assert_call_is_whole(outcome, path)
     assert outcome.switches(path) == []  # no false stall or missing final at the default limits
-    assert outcome.results[path].stored["providers"] == ["wisprflow"]  # type: ignore[index]
-    meta = json.loads(path.with_suffix(".json").read_text())
+    assert providers(outcome.results[path]) == ["wisprflow"]
+    meta = sidecar(path)
     got = transcript(outcome.results[path])
     for track in ("inbound", "outbound"):
         errors = word_errors(meta["tracks"][track]["text"], got[track])
@@ -366,12 +373,12 @@ async def test_primary_fault_loses_no_words(matrix: Matrix, kind: str, path: Pat
     assert_same_words(path, outcome.results[path], matrix.outcomes["baseline"].results[path])
     switched = switched_tracks(outcome, path)
     assert all(move == ("wisprflow", "deepgram") for moves in switched.values() for move in moves)
-    providers = outcome.results[path].stored["providers"]  # type: ignore[index]
+    used = providers(outcome.results[path])
     if kind == "auth":  # refused at once (a switch) or skipped because the breaker had opened (no switch)
-        assert providers == ["deepgram"]
+        assert used == ["deepgram"]
     else:  # the caller track's second utterance went to a socket opened after the fault was armed
         assert switched.get("inbound") == [("wisprflow", "deepgram")]
-        assert "deepgram" in providers and set(providers) <= {"deepgram", "wisprflow"}
+        assert "deepgram" in used and set(used) <= {"deepgram", "wisprflow"}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -381,7 +388,7 @@ async def test_both_clouds_failing_ends_on_local_without_losing_words(matrix: Ma
     assert_same_words(BECKETT, outcome.results[BECKETT], matrix.outcomes["baseline"].results[BECKETT])
     inbound = switched_tracks(outcome, BECKETT)["inbound"]
     assert inbound == [("wisprflow", "deepgram"), ("deepgram", "local")]
-    assert "local" in outcome.results[BECKETT].stored["providers"]  # type: ignore[index]
+    assert "local" in providers(outcome.results[BECKETT])
 
 
 async def test_every_auth_refusal_opened_wisprflow_breaker_and_new_calls_skip_it(matrix: Matrix) -> None:
@@ -389,11 +396,10 @@ async def test_every_auth_refusal_opened_wisprflow_breaker_and_new_calls_skip_it
     assert any(refused.switches(p) for p in REAL)
     after = matrix.outcomes["after-auth"]
     assert_call_is_whole(after, REAL[1])
-    assert after.switches(REAL[1]) == [] and after.results[REAL[1]].stored["providers"] == ["deepgram"]  # type: ignore[index]
+    assert after.switches(REAL[1]) == [] and providers(after.results[REAL[1]]) == ["deepgram"]
     assert matrix.wispr_connections_after_auth == 0
-    providers = matrix.readyz["checks"]["providers"]
-    assert providers["wisprflow"]["state"] == "open" and providers["deepgram"]["state"] == "closed"
-    assert providers["local"]["state"] == "closed"
+    states = {name: p["state"] for name, p in matrix.readyz["checks"]["providers"].items()}
+    assert states == {"wisprflow": "open", "deepgram": "closed", "local": "closed"}
     assert 'switchboard_provider_state{provider="wisprflow",state="open"} 1' in matrix.metrics
     assert 'switchboard_provider_state{provider="wisprflow",state="closed"} 0' in matrix.metrics
     total = sum(len(o.switches(p)) for o in matrix.outcomes.values() for p in o.results)
@@ -418,20 +424,19 @@ async def test_auth_refused_by_both_clouds_ends_on_local_and_then_calls_go_strai
             refused = await run_calls(server, [BECKETT])
             assert_call_is_whole(refused, BECKETT)
             assert_same_words(BECKETT, refused.results[BECKETT], matrix.outcomes["baseline"].results[BECKETT])
-            assert refused.results[BECKETT].stored["providers"] == ["local"]  # type: ignore[index]
+            assert providers(refused.results[BECKETT]) == ["local"]
             for moves in switched_tracks(refused, BECKETT).values():  # a track may skip an already-open breaker
                 assert moves in ([("wisprflow", "deepgram"), ("deepgram", "local")], [("wisprflow", "local")])
             seen = len(emulators.wispr.records), emulators.deepgram.stats().rejected
             short = await run_calls(server, [clip(BECKETT, 4.0, tmp_path / "short.wav")])
             async with httpx.AsyncClient(base_url=server.base) as client:
-                providers = (await client.get("/readyz")).json()["checks"]["providers"]
+                breakers = (await client.get("/readyz")).json()["checks"]["providers"]
     finally:
         emulators.clear()
-    (result,) = short.results.values()
-    assert result.stored is not None and result.stored["providers"] == ["local"]
-    assert [e for e in result.events if e["type"] == "provider.switched"] == []
+    ((path, result),) = short.results.items()
+    assert providers(result) == ["local"] and short.switches(path) == []
     assert (len(emulators.wispr.records), emulators.deepgram.stats().rejected) == seen  # neither was tried
-    assert {name: p["state"] for name, p in providers.items()} == {
+    assert {name: p["state"] for name, p in breakers.items()} == {
         "wisprflow": "open", "deepgram": "open", "local": "closed"}
 
 
@@ -439,17 +444,14 @@ async def test_breaker_opens_after_repeated_failures_then_probes_and_returns_to_
         pg_dsn: str, tmp_path: Path, emulators: Emulators) -> None:
     ivr = REAL[1]  # 24 s: 4 s at SPEED, well inside the cooldown
 
-    async def call(server: Server) -> tuple[CallResult, dict[str, Any]]:
+    async def call(server: Server) -> tuple[Outcome, dict[str, Any]]:
         outcome = await run_calls(server, [ivr])
         assert_call_is_whole(outcome, ivr)
-        return outcome.results[ivr], await wispr_breaker(server)
+        return outcome, await wispr_breaker(server)
 
     async def wispr_breaker(server: Server) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=server.base) as client:
             return dict((await client.get("/readyz")).json()["checks"]["providers"]["wisprflow"])
-
-    def moves(result: CallResult) -> list[tuple[str, str, str]]:
-        return [(e["track"], e["from"], e["to"]) for e in result.events if e["type"] == "provider.switched"]
 
     emulators.clear()
     async with chain_server(pg_dsn, tmp_path / "data", emulators, breaker_failures=2,
@@ -457,12 +459,12 @@ async def test_breaker_opens_after_repeated_failures_then_probes_and_returns_to_
         emulators.wispr.inject(wf.Fault(wf.FaultKind.CLOSE_MID_STREAM, code=1011), connections=None)
         try:
             failing, state = await call(server)  # both tracks fail once: two failures open the breaker
-            assert sorted(moves(failing)) == [("inbound", "wisprflow", "deepgram"),
-                                              ("outbound", "wisprflow", "deepgram")]
+            assert switched_tracks(failing, ivr) == {"inbound": [("wisprflow", "deepgram")],
+                                                     "outbound": [("wisprflow", "deepgram")]}
             assert (state["state"], state["failures"]) == ("open", 2)
             connections = len(emulators.wispr.records)
             skipped, _ = await call(server)
-            assert moves(skipped) == [] and skipped.stored["providers"] == ["deepgram"]  # type: ignore[index]
+            assert skipped.switches(ivr) == [] and providers(skipped.results[ivr]) == ["deepgram"]
             assert len(emulators.wispr.records) == connections
         finally:
             emulators.clear()  # healthy again
@@ -471,7 +473,7 @@ async def test_breaker_opens_after_repeated_failures_then_probes_and_returns_to_
                 break
             await asyncio.sleep(0.2)
         probing, state = await call(server)  # one track probes WisprFlow, the other stays on Deepgram
-        assert moves(probing) == [] and probing.stored["providers"] == ["deepgram", "wisprflow"]  # type: ignore[index]
+        assert probing.switches(ivr) == [] and providers(probing.results[ivr]) == ["deepgram", "wisprflow"]
         assert state["state"] == "closed"
         back, _ = await call(server)
-        assert moves(back) == [] and back.stored["providers"] == ["wisprflow"]  # type: ignore[index]
+        assert back.switches(ivr) == [] and providers(back.results[ivr]) == ["wisprflow"]
