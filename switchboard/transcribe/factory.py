@@ -13,8 +13,8 @@ stall limit would otherwise look like a stall every time someone talks without p
 commit is caught sooner, by the WisprFlow client's own 5 s final timeout.)
 
 Replay: on failover the unfinalised audio (up to ``REPLAY_MS``) reaches the next provider in one synchronous
-burst, so Deepgram's send backlog bound is set above it; at its 10 s default, a WisprFlow failure after a
-10 s utterance made Deepgram fail on its own replay and sent the call on to local.
+burst, so Deepgram's send backlog bound is set above it: at its 10 s default, a WisprFlow failure with more than
+10 s of unfinalised audio made Deepgram fail on its own replay and sent the call on to local.
 
 Everything built here that holds resources is closed through the caller's ``AsyncExitStack``; building opens no
 socket and loads no model (the recogniser loads on first use, a cloud socket opens per call).
@@ -41,6 +41,9 @@ WISPR_CUT_MARGIN_S = 2.0
 
 @runtime_checkable
 class _Closeable(Protocol):
+    """A provider holding something between calls. Today's cloud clients hold nothing (sockets are per stream
+    and closed with it); one that grows an ``aclose()`` is closed with the app."""
+
     async def aclose(self) -> None: ...
 
 

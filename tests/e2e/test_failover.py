@@ -250,6 +250,18 @@ class Matrix:
     metrics: str
     wispr_connections_after_auth: int
     """WisprFlow connections made by the call that followed the auth refusals (its breaker was open)."""
+    leftover_tasks: list[str]
+    """Provider tasks still alive once the server had shut down."""
+
+
+def transcriber_tasks() -> list[str]:
+    """Tasks running transcription code (other session fixtures share the loop, so only these are looked at)."""
+    def where(task: asyncio.Task[Any]) -> str:
+        code = getattr(task.get_coro(), "cr_code", None)
+        return code.co_filename if code is not None else ""
+
+    return sorted(f"{t.get_name()} ({where(t)})" for t in asyncio.all_tasks()
+                  if "switchboard/transcribe/" in where(t) and not t.done())
 
 
 @pytest.fixture(scope="session")
@@ -273,7 +285,7 @@ async def matrix(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory, emulator
             readyz, metrics = (await client.get("/readyz")).json(), (await client.get("/metrics")).text
     print("\nfailover scenario wall times:", {k: round(v.wall_s, 1) for k, v in out.items()},
           f"oracle located {emulators.oracle.located}, Moonshine {emulators.oracle.fallbacks}")
-    return Matrix(out, readyz, metrics, connections)
+    return Matrix(out, readyz, metrics, connections, transcriber_tasks())
 
 
 # -- checks -----------------------------------------------------------------------------------------------------
@@ -406,6 +418,10 @@ async def test_every_auth_refusal_opened_wisprflow_breaker_and_new_calls_skip_it
     counted = sum(int(line.rsplit(" ", 1)[1]) for line in matrix.metrics.splitlines()
                   if line.startswith("switchboard_provider_switches_total{"))
     assert counted == total > 0
+
+
+async def test_shutdown_leaves_no_provider_task_behind(matrix: Matrix) -> None:
+    assert matrix.leftover_tasks == []
 
 
 def clip(path: Path, seconds: float, out: Path) -> Path:
