@@ -87,6 +87,8 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "SWITCHBOARD_ARCHIVE_RETRY_MAX_S": "Longest wait between archive upload retries during an outage",
     "ONCALL_NUMBER": "E.164 number that gets an SMS for each emergency call (needs TWILIO_PHONE_NUMBER)",
     "TWILIO_API_URL": "Twilio REST base URL (unset = https://api.twilio.com; an emulator in tests)",
+    "SWITCHBOARD_JOB_LEASE_S": "Seconds a post-call job stays claimed without renewal (a killed server's jobs are "
+                               "taken over after this)",
 }
 
 WISPR_PRODUCTION_URL: Final = "wss://platform-api.wisprflow.ai/api/v1/dash/ws"
@@ -133,6 +135,7 @@ class Settings:
     archive_retry_max_s: float = 300.0
     oncall_number: str | None = None
     twilio_api_url: str | None = None
+    job_lease_s: float = 30.0
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.public_url)
@@ -214,6 +217,7 @@ class Settings:
             archive_retry_max_s=_float(env, "SWITCHBOARD_ARCHIVE_RETRY_MAX_S", 300.0),
             oncall_number=env.get("ONCALL_NUMBER") or None,
             twilio_api_url=env.get("TWILIO_API_URL") or None,
+            job_lease_s=_float(env, "SWITCHBOARD_JOB_LEASE_S", 30.0),
         )
 
 

@@ -63,7 +63,7 @@ async def build_post_call(settings: Settings, store: PgStore, stack: AsyncExitSt
 
     queue = JobQueue(store)
     handlers = PostCallHandlers(store, queue, extractor, spool, alerts)
-    worker = JobWorker(queue, handlers.handlers(), lease_s=30)
+    worker = JobWorker(queue, handlers.handlers(), lease_s=settings.job_lease_s)
     group.create_task(worker.run(), name="job-worker")
     stack.push_async_callback(worker.aclose)
     return PostCall(extractor, archive, spool, queue, worker, handlers)
