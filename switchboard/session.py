@@ -101,6 +101,7 @@ class CallSession:
     _recorder: StereoRecorder | None = None
     _stopped: bool = False
     _live: LiveExtraction | None = None
+    _live_task: asyncio.Task[None] | None = None
     _consuming: int = 0
     recording_key: str = ""
 
@@ -124,7 +125,7 @@ class CallSession:
                 group.create_task(self._consume(track, state), name=f"transcripts:{self.call_sid}:{track}")
             if self.deps.post_call is not None:
                 self._live = LiveExtraction(self.call_sid, self.deps.post_call.extractor, self.deps.hub)
-                group.create_task(self._live.run(), name=f"live-extraction:{self.call_sid}")
+                self._live_task = group.create_task(self._live.run(), name=f"live-extraction:{self.call_sid}")
         except BaseException:
             await self._stack.aclose()
             self._recorder.close()
@@ -197,8 +198,10 @@ class CallSession:
             self._transcription_failed(track, f"recogniser stalled for {self.deps.drain_stall_s:.0f}s after the call")
         finally:
             self._consuming -= 1
-            if self._consuming == 0 and self._live is not None:
-                self._live.close()  # every final is in: live previews stop, the final extraction is a job
+            if self._consuming == 0 and self._live_task is not None:
+                # every final is in: a preview still running is moot (the final extraction is a job), and a
+                # slow model must not hold up the end of the call
+                self._live_task.cancel()
 
     def _transcription_failed(self, track: str, error: str) -> None:
         log.error("call %s track %s: %s", self.call_sid, track, error)
