@@ -42,16 +42,24 @@ def segment_json(seg: Segment) -> dict[str, Any]:
             "confidence": seg.confidence}
 
 
+def _page(request: Request) -> tuple[int, int | None] | Response:
+    """Keyset pagination parameters: ``limit`` (1–500, default 50) and ``before`` (an id), or a 400."""
+    try:
+        limit = min(max(int(request.query_params.get("limit", "50")), 1), 500)
+        before = request.query_params.get("before")
+        return limit, int(before) if before else None
+    except ValueError:
+        return _json({"error": "limit and before must be integers"}, 400)
+
+
 async def list_calls(request: Request) -> Response:
     services: Services = request.state.services
     if not authorized(request, services.settings.api_token):
         return _unauthorized()
-    try:
-        limit = min(max(int(request.query_params.get("limit", "50")), 1), 500)
-        before = request.query_params.get("before")
-        before_id = int(before) if before else None
-    except ValueError:
-        return _json({"error": "limit and before must be integers"}, 400)
+    page = _page(request)
+    if isinstance(page, Response):
+        return page
+    limit, before_id = page
     calls = await services.store.list_calls(limit=limit, before_id=before_id)
     body: dict[str, Any] = {"calls": [call_json(c) for c in calls]}
     if len(calls) == limit:
@@ -93,12 +101,10 @@ async def list_leads(request: Request) -> Response:
     services: Services = request.state.services
     if not authorized(request, services.settings.api_token):
         return _unauthorized()
-    try:
-        limit = min(max(int(request.query_params.get("limit", "50")), 1), 500)
-        before = request.query_params.get("before")
-        before_id = int(before) if before else None
-    except ValueError:
-        return _json({"error": "limit and before must be integers"}, 400)
+    page = _page(request)
+    if isinstance(page, Response):
+        return page
+    limit, before_id = page
     leads = await services.store.list_leads(limit=limit, before_id=before_id)
     body: dict[str, Any] = {"leads": [_plain(lead) for lead in leads]}
     if len(leads) == limit:

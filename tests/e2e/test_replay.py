@@ -178,6 +178,8 @@ async def test_rest_requires_bearer_and_lists_calls(server: Any, http: httpx.Asy
     assert (await http.get("/api/calls", headers={"Authorization": "Bearer nope"})).status_code == 401
     r = await http.get("/api/calls?limit=2", headers=server.auth())
     assert r.status_code == 200 and len(r.json()["calls"]) <= 2
+    assert (await http.get("/api/calls?limit=x", headers=server.auth())).status_code == 400
+    assert (await http.get("/api/leads?before=y", headers=server.auth())).status_code == 400
     assert (await http.get("/healthz")).json() == {"status": "ok"}
     ready = await http.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
