@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from switchboard.archive.base import recording_key
 from switchboard.live import TranscriptHub
 from switchboard.live_extraction import LiveExtraction
 from switchboard.metrics import Metrics
@@ -61,11 +62,6 @@ class SessionDeps:
     recogniser shared by many calls can have a long queue; cloud providers have their own stall detection)."""
     drain_timeout_s: float = 1800.0
     """Hard cap on finishing a call's transcripts (a recogniser working through a long backlog keeps going)."""
-
-
-def recording_key(call_sid: str, at: datetime) -> str:
-    """Key layout shared by the local archive and S3: ``recordings/YYYY/MM/DD/{CallSid}.wav``."""
-    return f"recordings/{at:%Y/%m/%d}/{call_sid}.wav"
 
 
 @runtime_checkable

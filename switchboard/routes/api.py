@@ -52,7 +52,8 @@ def _page(request: Request) -> tuple[int, int | None] | Response:
         return _json({"error": "limit and before must be integers"}, 400)
 
 
-async def list_calls(request: Request) -> Response:
+async def _paged(request: Request, name: str, fetch: Any, render: Any) -> Response:
+    """A keyset-paginated, bearer-authenticated listing: ``{name: [...], "next_before": id}``."""
     services: Services = request.state.services
     if not authorized(request, services.settings.api_token):
         return _unauthorized()
@@ -60,11 +61,16 @@ async def list_calls(request: Request) -> Response:
     if isinstance(page, Response):
         return page
     limit, before_id = page
-    calls = await services.store.list_calls(limit=limit, before_id=before_id)
-    body: dict[str, Any] = {"calls": [call_json(c) for c in calls]}
-    if len(calls) == limit:
-        body["next_before"] = calls[-1].id
+    rows = await fetch(limit=limit, before_id=before_id)
+    body: dict[str, Any] = {name: [render(row) for row in rows]}
+    if len(rows) == limit:
+        body["next_before"] = rows[-1].id
     return _json(body)
+
+
+async def list_calls(request: Request) -> Response:
+    services: Services = request.state.services
+    return await _paged(request, "calls", services.store.list_calls, call_json)
 
 
 async def _find_call(request: Request) -> CallRecord | Response:
@@ -99,17 +105,7 @@ async def get_call(request: Request) -> Response:
 
 async def list_leads(request: Request) -> Response:
     services: Services = request.state.services
-    if not authorized(request, services.settings.api_token):
-        return _unauthorized()
-    page = _page(request)
-    if isinstance(page, Response):
-        return page
-    limit, before_id = page
-    leads = await services.store.list_leads(limit=limit, before_id=before_id)
-    body: dict[str, Any] = {"leads": [_plain(lead) for lead in leads]}
-    if len(leads) == limit:
-        body["next_before"] = leads[-1].id
-    return _json(body)
+    return await _paged(request, "leads", services.store.list_leads, _plain)
 
 
 async def get_recording(request: Request) -> Response:
