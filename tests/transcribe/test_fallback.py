@@ -242,7 +242,8 @@ async def test_primary_and_secondary_fail_third_takes_over() -> None:
     primary = ScriptedTranscriber("primary", faults=[Fault(FaultKind.ERROR, after_ms=1500)])
     secondary = ScriptedTranscriber("secondary", faults=[Fault(FaultKind.STALL, after_ms=3000)])
     local = ScriptedTranscriber("local")
-    stream = await _fallback(primary, secondary, local, clock=clock, stall_timeout_s=0.5,
+    # The stall timeout must clear an utterance (0.5 s) plus its answer, or a healthy provider looks stalled.
+    stream = await _fallback(primary, secondary, local, clock=clock, stall_timeout_s=1.0,
                              on_switch=lambda *a: seen.append(a[1:4])).open("inbound", RATE)
     call = Call(stream, clock)
     await call.push(_speech())
