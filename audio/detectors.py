@@ -41,6 +41,15 @@ class SpeechDetector(Protocol):
         ...
 
 
+@runtime_checkable
+class ResettableDetector(SpeechDetector, Protocol):
+    """A detector that carries state between frames and can forget it, so one instance serves many streams."""
+
+    def reset(self) -> None:
+        """Forget everything seen, ready for an unrelated stream."""
+        ...
+
+
 def check_frame(frame: object, frame_samples: int) -> Pcm:
     """``frame`` if it is a 1-D int16 array of ``frame_samples`` samples, else raise InvalidPcmError."""
     if not isinstance(frame, np.ndarray) or frame.dtype != np.int16 or frame.ndim != 1:
@@ -114,10 +123,11 @@ class EnergyDetector:
         self._margin = margin_db
         self._slope = slope_db
         self._min_floor = min_floor_dbfs
+        self._initial_floor = max(initial_floor_dbfs, min_floor_dbfs)
         self._window = floor_window_ms // frame_ms
         self._count = 0
         # Monotonic deque of (frame index, level): the front is the minimum of the window.
-        self._minima: deque[tuple[int, float]] = deque([(0, max(initial_floor_dbfs, min_floor_dbfs))])
+        self._minima: deque[tuple[int, float]] = deque([(0, self._initial_floor)])
 
     @property
     def sample_rate(self) -> int:
@@ -139,6 +149,11 @@ class EnergyDetector:
         self._track(level)
         z = (level - self.floor_dbfs - self._margin) / self._slope
         return 1.0 / (1.0 + math.exp(-z)) if z > -50.0 else 0.0
+
+    def reset(self) -> None:
+        """Back to the initial noise floor (the last line's floor says nothing about the next one)."""
+        self._count = 0
+        self._minima = deque([(0, self._initial_floor)])
 
     def _track(self, level: float) -> None:
         self._count += 1
@@ -186,3 +201,9 @@ class WebRtcDetector:
     def probability(self, frame: Pcm) -> float:
         pcm = check_frame(frame, self._frame_samples)
         return 1.0 if self._vad.is_speech(pcm.astype("<i2", copy=False).tobytes(), self._sample_rate) else 0.0
+
+    def reset(self) -> None:
+        """A fresh ``Vad``: its noise estimate and hangover belong to the stream it heard."""
+        import webrtcvad
+
+        self._vad = webrtcvad.Vad(self.mode)

@@ -200,6 +200,16 @@ class Endpointer:
         return self._from if self.in_speech else None
 
     @property
+    def settled_until(self) -> int:
+        """End of the audio the open utterance will certainly include, whatever comes next (short of a forced
+        cut, which lands at a low point up to ``cut_search_ms`` back): its end will be at least the last speech
+        plus padding. Audio past this, seen during a hangover, may yet fall outside it. :attr:`position` in
+        silence."""
+        if self.in_speech:
+            return min(self._speech_end + self._padding, self._position)
+        return self._position
+
+    @property
     def retain_from(self) -> int:
         """Earliest sample the consumer may still need: older audio can be dropped."""
         if self.in_speech:

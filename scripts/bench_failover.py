@@ -12,7 +12,8 @@
    (``bench_failover.py serve-emulators``, scripted words); rows as in ``scripts/bench_server.py``, whose helpers
    this reuses. The null row is the media-server baseline the issue compares with.
 
-    .venv/bin/python scripts/bench_failover.py [--runs 3] [--calls 20 50] [--seconds 20] [--skip-latency] [--skip-cpu]
+    .venv/bin/python scripts/bench_failover.py [--runs 3] [--calls 20 50] [--seconds 20] 
+        [--cloud-vad webrtc silero] [--skip-latency] [--skip-cpu]
 """
 
 from __future__ import annotations
@@ -246,8 +247,9 @@ async def cpu(args: argparse.Namespace) -> None:
             await cpu_row("null transcriber (media-server baseline)", {"SWITCHBOARD_TRANSCRIBER": "null"}, args,
                           audio)
             await cpu_row("Deepgram → local (SDK socket per track)", deepgram, args, audio)
-            await cpu_row("WisprFlow → Deepgram → local (Silero VAD per track on the server)",
-                          {**keys, **deepgram}, args, audio)
+            for vad in args.cloud_vad:
+                await cpu_row(f"WisprFlow → Deepgram → local ({vad} VAD per track on the server)",
+                              {**keys, **deepgram, "SWITCHBOARD_CLOUD_VAD": vad}, args, audio)
     finally:
         child.terminate()
         async with asyncio.timeout(30):
@@ -262,6 +264,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="call length for the CPU rows")
     parser.add_argument("--repeat", type=int, default=1, help="runs per call count in the CPU rows")
     parser.add_argument("--fixture", default="tts_leak_emergency_leeds.wav")
+    parser.add_argument("--cloud-vad", nargs="+", default=["webrtc"], choices=["webrtc", "silero"],
+                        help="WisprFlow rows, one per detector that cuts its utterances")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-cpu", action="store_true")
     args = parser.parse_args()

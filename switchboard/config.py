@@ -72,6 +72,7 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "SWITCHBOARD_STT_STALL_S": "Seconds a streaming provider may stay silent while speech flows before failover",
     "SWITCHBOARD_WISPR_STALL_S": "The same for WisprFlow, which answers once per utterance (its utterances are "
                                  "cut 2 s shorter than this)",
+    "SWITCHBOARD_CLOUD_VAD": "webrtc (default) or silero: the speech detector that cuts WisprFlow's utterances",
     "SWITCHBOARD_BREAKER_FAILURES": "Provider failures within 60 s that open its circuit breaker (new calls skip it)",
     "SWITCHBOARD_BREAKER_COOLDOWN_S": "Seconds an open breaker waits before one call probes the provider again",
     "SWITCHBOARD_STT_WORKERS": "Recogniser threads for local transcription (each ~450 MB)",
@@ -123,6 +124,7 @@ class Settings:
     """None = Deepgram's production endpoint."""
     stt_stall_s: float = 4.0
     wispr_stall_s: float = 12.0
+    cloud_vad: str = "webrtc"
     breaker_failures: int = 3
     breaker_cooldown_s: float = 30.0
     openai_api_key: Secret | None = None
@@ -154,6 +156,8 @@ class Settings:
             raise ConfigError(f"SWITCHBOARD_STT_STALL_S must be > 0, got {self.stt_stall_s}")
         if not self.wispr_stall_s >= 3:  # its utterances are cut at wispr_stall_s - 2, and need ≥ 1 s
             raise ConfigError(f"SWITCHBOARD_WISPR_STALL_S must be ≥ 3, got {self.wispr_stall_s}")
+        if self.cloud_vad not in ("webrtc", "silero"):
+            raise ConfigError(f"SWITCHBOARD_CLOUD_VAD must be 'webrtc' or 'silero', got {self.cloud_vad!r}")
         if self.breaker_failures < 1 or not self.breaker_cooldown_s > 0:
             raise ConfigError("SWITCHBOARD_BREAKER_FAILURES must be ≥ 1 and SWITCHBOARD_BREAKER_COOLDOWN_S > 0")
 
@@ -205,6 +209,7 @@ class Settings:
             deepgram_url=env.get("DEEPGRAM_URL") or None,
             stt_stall_s=_float(env, "SWITCHBOARD_STT_STALL_S", 4.0),
             wispr_stall_s=_float(env, "SWITCHBOARD_WISPR_STALL_S", 12.0),
+            cloud_vad=env.get("SWITCHBOARD_CLOUD_VAD", "webrtc").lower(),
             breaker_failures=_int(env, "SWITCHBOARD_BREAKER_FAILURES", 3),
             breaker_cooldown_s=_float(env, "SWITCHBOARD_BREAKER_COOLDOWN_S", 30.0),
             openai_api_key=_secret(env, "OPENAI_API_KEY"),

@@ -6,6 +6,9 @@ local. With no cloud key the result is the plain :class:`~.local.LocalTranscribe
 to fail over to); with one it is a :class:`~.fallback.FallbackTranscriber` sharing the app's
 :class:`~.breaker.CircuitBreakerBoard`.
 
+WisprFlow's utterances are cut by webrtcvad unless ``SWITCHBOARD_CLOUD_VAD=silero``: the cloud recognises the
+words, our detector only finds the pauses, and Silero there cost ~40 CPU-ms per call-second (``vad.py``).
+
 Stall limits: a streaming provider (Deepgram) answers within a second of speech, so ``stt_stall_s`` (4 s) of
 silence while speech flows is a failure. WisprFlow answers once per utterance, after ``commit``, so it gets
 ``wispr_stall_s`` (12 s) and its utterances are force-cut 2 s shorter than that: an utterance longer than the
@@ -74,9 +77,9 @@ def build_transcriber(settings: Settings, stack: AsyncExitStack, breakers: Circu
 
     pool = RecognizerPool(workers=settings.stt_workers)
     stack.push_async_callback(pool.aclose)
-    detectors = DetectorPool()  # one free list of Silero sessions for every provider that endpoints locally
-    local = LocalTranscriber(pool, detectors=detectors)
-    clouds = _clouds(settings, detectors)
+    silero = DetectorPool()  # one free list of Silero sessions for every provider that endpoints with it
+    local = LocalTranscriber(pool, detectors=silero)
+    clouds = _clouds(settings, silero)
     for provider in clouds:
         if isinstance(provider, _Closeable):
             stack.push_async_callback(provider.aclose)
@@ -88,9 +91,10 @@ def build_transcriber(settings: Settings, stack: AsyncExitStack, breakers: Circu
                                stall_timeouts={"wisprflow": settings.wispr_stall_s}, max_buffer_ms=REPLAY_MS)
 
 
-def _clouds(settings: Settings, detectors: DetectorPool) -> list[Transcriber]:
+def _clouds(settings: Settings, silero: DetectorPool) -> list[Transcriber]:
     """The keyed cloud providers, in failover order; constructing them opens no socket."""
     from audio.endpoint import EndpointConfig
+    from switchboard.transcribe.vad import cloud_detectors
 
     out: list[Transcriber] = []
     if settings.wisprflow_api_key is not None:
@@ -99,7 +103,7 @@ def _clouds(settings: Settings, detectors: DetectorPool) -> list[Transcriber]:
         cut_ms = round((settings.wispr_stall_s - WISPR_CUT_MARGIN_S) * 1000)
         endpoint = EndpointConfig(sample_rate=RATE, max_utterance_ms=min(30_000, cut_ms))
         out.append(WisprFlowTranscriber(settings.wisprflow_api_key.reveal(), ws_url=settings.wispr_ws_url,
-                                        endpoint=endpoint, detectors=detectors))
+                                        endpoint=endpoint, detectors=cloud_detectors(settings.cloud_vad, silero)))
     if settings.deepgram_api_key is not None:
         from switchboard.transcribe.deepgram import DeepgramTranscriber
 

@@ -24,12 +24,13 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from audio.detectors import ResettableDetector
 from audio.endpoint import EndpointConfig, Endpointer, State, Utterance
 from audio.errors import InvalidPcmError, UnsupportedRateError
 from switchboard.transcribe.base import Pcm16, TranscriptEvent
 from switchboard.transcribe.errors import StreamClosedError
 from switchboard.transcribe.moonshine import RecognizerPool
-from switchboard.transcribe.vad import DetectorPool, SileroDetector
+from switchboard.transcribe.vad import DetectorPool
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class StreamStats:
 class LocalStream:
     """One track's :class:`~switchboard.transcribe.base.TranscriptStream`; a single coroutine iterates it."""
 
-    def __init__(self, track: str, pool: RecognizerPool, detector: SileroDetector, detectors: DetectorPool,
+    def __init__(self, track: str, pool: RecognizerPool, detector: ResettableDetector, detectors: DetectorPool,
                  config: EndpointConfig, partial_interval_ms: int, provider: str, max_backlog_ms: int) -> None:
         self.track = track
         self._pool, self._detector, self._detectors = pool, detector, detectors

@@ -1,7 +1,8 @@
 """WisprFlow (cloud, primary) as a :class:`~switchboard.transcribe.base.Transcriber`, on our own websocket client.
 
 WisprFlow is a *dictation* API: one utterance per session, the final only after ``commit``. So each track runs
-Silero + :class:`audio.endpoint.Endpointer` (as :mod:`.local` does) and every utterance gets its own
+a speech detector (webrtcvad by default, Silero if asked: :func:`~.vad.cloud_detectors`) and
+:class:`audio.endpoint.Endpointer` (as :mod:`.local` does), and every utterance gets its own
 :class:`~.wisprflow_session.Session`. Packets of ``packet_ms`` are sent as they fill, leading padding included;
 at the end of the utterance the last packet is zero-padded, the session committed, and the next socket is
 opened ahead of need (also at stream open), so the handshake and auth round trip are off the critical path.
@@ -29,12 +30,13 @@ from urllib.parse import quote, urlsplit
 
 import numpy as np
 
+from audio.detectors import ResettableDetector
 from audio.endpoint import EndpointConfig, Endpointer, Utterance
 from audio.errors import InvalidPcmError, UnsupportedRateError
 from switchboard.transcribe.base import Pcm16, TranscriptEvent
 from switchboard.transcribe.errors import StreamClosedError, TranscriptionError
 from switchboard.transcribe.local import _MediaClock, _SampleLog
-from switchboard.transcribe.vad import DetectorPool, SileroDetector
+from switchboard.transcribe.vad import DetectorPool, cloud_detectors
 from switchboard.transcribe.wisprflow_session import Session, SessionConfig, SessionState, SessionSupply
 from switchboard.transcribe.wisprflow_wire import PROVIDER, RATE
 
@@ -81,7 +83,7 @@ class WisprStreamStats:
 class WisprFlowStream:
     """One track's :class:`~switchboard.transcribe.base.TranscriptStream`; one coroutine iterates it."""
 
-    def __init__(self, track: str, config: SessionConfig, detector: SileroDetector, detectors: DetectorPool,
+    def __init__(self, track: str, config: SessionConfig, detector: ResettableDetector, detectors: DetectorPool,
                  endpoint: EndpointConfig, warm_ttl_s: float, max_backlog_ms: int) -> None:
         self.track = track
         self._detector, self._detectors = detector, detectors
@@ -182,7 +184,7 @@ class WisprFlowStream:
             self._flushed = True
             self._sessions.stop_preopening()
         if self._open is not None:
-            limit = min(ep.position, self._open.origin + self._eager_span)
+            limit = min(ep.settled_until, self._open.origin + self._eager_span)
             self._feed(self._open, limit, pad=False)
         self._sessions.tend(asyncio.get_running_loop().time())
         self._log.drop_before(ep.retain_from)
@@ -330,7 +332,7 @@ class WisprFlowTranscriber:
         url = f"{ws_url}{'&' if '?' in ws_url else '?'}{param}={quote(key_prefix + api_key, safe='')}"
         self._config = SessionConfig(url, api_key, tuple(language), packet_ms / 1000, auth_timeout_s,
                                      final_timeout_s, close_timeout_s, context)
-        self._detectors = detectors if detectors is not None else DetectorPool()
+        self._detectors = detectors if detectors is not None else cloud_detectors("webrtc")
         self._warm_ttl_s = warm_ttl_s
         self._max_backlog_ms = max_backlog_ms
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from audio.detectors import (
     SILENT_DBFS,
     EnergyDetector,
+    ResettableDetector,
     SpeechDetector,
     WebRtcDetector,
     frames,
@@ -198,13 +199,33 @@ def test_webrtc_rejects_bad_settings() -> None:
         WebRtcDetector(mode=4)
 
 
+def test_webrtc_reset_forgets_the_hangover_of_the_last_stream() -> None:
+    det = WebRtcDetector(mode=0)
+    probabilities(det, pcm(voiced(1, -20)))
+    silence = np.zeros(160, np.int16)
+    carried = WebRtcDetector(mode=0)
+    probabilities(carried, pcm(voiced(1, -20)))
+    assert carried.probability(silence) == 1.0  # mode 0 keeps calling speech for a while after it
+    det.reset()
+    assert det.mode == 0 and det.probability(silence) == 0.0
+
+
+def test_energy_reset_returns_to_the_initial_floor() -> None:
+    det = EnergyDetector(initial_floor_dbfs=-55.0)
+    probabilities(det, pcm(noise(2, -40)))
+    assert det.floor_dbfs == pytest.approx(-40.0, abs=2.0)
+    det.reset()
+    assert det.floor_dbfs == -55.0
+    assert det.probability(pcm(noise(0.02, -40, seed=5))) > 0.5  # the old line's floor no longer masks it
+
+
 # --- the protocol and bad frames ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("make", [EnergyDetector, WebRtcDetector])
 def test_detectors_implement_the_protocol_and_reject_bad_frames(make: type[SpeechDetector]) -> None:
     det = make()
-    assert isinstance(det, SpeechDetector)
+    assert isinstance(det, SpeechDetector) and isinstance(det, ResettableDetector)
     assert (det.sample_rate, det.frame_samples) == (8000, 160)
     for bad in (np.zeros(159, np.int16), np.zeros(161, np.int16), np.zeros(160, np.float32), b"\x00" * 320):
         with pytest.raises(InvalidPcmError):

@@ -182,6 +182,20 @@ def test_speech_start_and_retain_from_tell_the_consumer_what_to_buffer() -> None
     assert ep.retain_from == 2710 - 200  # the end of the last utterance: the next may not start before it
 
 
+def test_settled_until_never_passes_the_end_the_utterance_gets() -> None:
+    ep = Endpointer(MS)  # 1 sample per ms: padding 200, hangover 500
+    feed(ep, frames_of(1000, 0.0))
+    assert ep.settled_until == ep.position == 1000  # silence: everything seen is settled (as not speech)
+    feed(ep, frames_of(400, 0.9))
+    assert ep.settled_until == 1400  # the padding after the last speech is not seen yet
+    feed(ep, frames_of(100, 0.0))
+    assert ep.settled_until == 1500  # speech end 1400 + padding, now seen
+    feed(ep, frames_of(300, 0.0))
+    assert ep.in_speech and ep.position == 1800 and ep.settled_until == 1600  # hangover: 1600..1800 may drop
+    [utterance] = feed(ep, frames_of(100, 0.0))
+    assert utterance.end_sample == 1600
+
+
 # --- flush --------------------------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from audio.detectors import WebRtcDetector
 from switchboard.config import WISPR_PRODUCTION_URL, ConfigError, Settings
 from switchboard.metrics import Metrics
 from switchboard.transcribe.breaker import BreakerState, CircuitBreakerBoard
@@ -15,6 +16,7 @@ from switchboard.transcribe.factory import breaker_config, build_transcriber, ch
 from switchboard.transcribe.fallback import FallbackTranscriber
 from switchboard.transcribe.local import LocalTranscriber
 from switchboard.transcribe.null import NullTranscriber
+from switchboard.transcribe.vad import SileroDetector
 from switchboard.transcribe.wisprflow import DEFAULT_WS_URL
 
 pytestmark = [
@@ -63,6 +65,7 @@ def test_an_empty_key_is_no_key(tmp_path: Path) -> None:
     ("SWITCHBOARD_WISPR_STALL_S", "2"),
     ("SWITCHBOARD_BREAKER_FAILURES", "0"),
     ("SWITCHBOARD_BREAKER_COOLDOWN_S", "-1"),
+    ("SWITCHBOARD_CLOUD_VAD", "energy"),
 ])
 def test_bad_cloud_settings_fail_at_start_naming_the_variable(tmp_path: Path, name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
@@ -102,6 +105,21 @@ async def test_stall_limits_reach_the_fallback_and_wisprflow_gets_its_own(tmp_pa
         assert built.stall_timeout_s == 3.0
         assert built.stall_timeouts == {"wisprflow": 9.0}
         assert built.breaker is not None
+
+
+@pytest.mark.parametrize(("vad", "detector"), [(None, WebRtcDetector), ("silero", SileroDetector)])
+async def test_wisprflow_endpoints_with_the_configured_detector(tmp_path: Path, vad: str | None,
+                                                                detector: type) -> None:
+    extra = {} if vad is None else {"SWITCHBOARD_CLOUD_VAD": vad}
+    async with AsyncExitStack() as stack:
+        built = build_transcriber(settings(tmp_path, WISPRFLOW_API_KEY="k", **extra), stack, CircuitBreakerBoard())
+        assert isinstance(built, FallbackTranscriber)
+        wispr, local = built.providers
+        pool = wispr._detectors  # which detector cuts the utterances is the point of this test
+        got = await pool.acquire()
+        assert isinstance(got, detector)
+        assert (pool is local._detectors) == (vad == "silero")  # Silero sessions are shared with local
+        pool.release(got)
 
 
 async def test_building_loads_no_model_and_closing_the_stack_closes_the_pool(tmp_path: Path) -> None:
