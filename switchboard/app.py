@@ -13,13 +13,14 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
 from switchboard.config import Settings
 from switchboard.live import InMemoryHub
+from switchboard.loop_lag import LoopLagMonitor
 from switchboard.metrics import Metrics
 from switchboard.postcall import build_post_call
 from switchboard.registry import CallRegistry
@@ -32,6 +33,9 @@ from switchboard.transcribe.base import Transcriber
 from switchboard.transcribe.breaker import BreakerState, CircuitBreakerBoard
 from switchboard.transcribe.factory import breaker_config, build_transcriber
 from switchboard.transcribe.fallback import FallbackTranscriber
+
+if TYPE_CHECKING:  # for the annotation only: the factory imports the local engine when it is used
+    from switchboard.transcribe.moonshine import RecognizerPool
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +56,12 @@ async def _database(settings: Settings, stack: AsyncExitStack) -> PgStore:
 
 
 def _metrics(registry: CallRegistry, hub: InMemoryHub, writer: SegmentWriter,
-             breakers: CircuitBreakerBoard) -> Metrics:
+             breakers: CircuitBreakerBoard, loop_lag: LoopLagMonitor) -> Metrics:
     metrics = Metrics()
+    metrics.gauge("switchboard_loop_lag_seconds", "Worst event-loop lateness within the last second",
+                  lambda: loop_lag.lag_s)
+    metrics.gauge("switchboard_loop_starved_seconds", "Total time the event loop was starved (not counted by "
+                  "provider watchdogs)", lambda: loop_lag.starved_s)
     metrics.gauge("switchboard_calls_live", "Calls with a live media stream", lambda: len(registry))
     metrics.gauge("switchboard_live_subscribers", "Live websocket subscribers", lambda: hub.stats()["subscribers"])
     metrics.gauge("switchboard_segments_queued", "Transcript segments waiting for the database",
@@ -71,9 +79,11 @@ def _provider_states(breakers: CircuitBreakerBoard) -> list[tuple[dict[str, str]
             for name, snap in sorted(breakers.snapshot().items()) for state in BreakerState]
 
 
-def create_app(settings: Settings, *, transcriber: Transcriber | None = None) -> Starlette:
+def create_app(settings: Settings, *, transcriber: Transcriber | None = None,
+               recognizers: RecognizerPool | None = None) -> Starlette:
     """Build the app. ``transcriber`` overrides the configured one (tests, benchmarks, emulators); a
-    :class:`FallbackTranscriber` brings its own breakers, which ``/readyz`` and ``/metrics`` then show."""
+    :class:`FallbackTranscriber` brings its own breakers, which ``/readyz`` and ``/metrics`` then show.
+    ``recognizers`` is the local engine's pool for the configured chain (the caller owns it)."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -81,18 +91,21 @@ def create_app(settings: Settings, *, transcriber: Transcriber | None = None) ->
         async with AsyncExitStack() as stack:
             store = await _database(settings, stack)
             writer = SegmentWriter(store, spool_dir=settings.spool_dir)
-            breakers = CircuitBreakerBoard(breaker_config(settings))
-            stt = transcriber or build_transcriber(settings, stack, breakers)
+            # Provider watchdogs and breakers run on the loop's effective time: an overloaded server must not
+            # blame its providers for its own lag and cascade every call down to the costliest one (local).
+            loop_lag = await stack.enter_async_context(LoopLagMonitor())
+            breakers = CircuitBreakerBoard(breaker_config(settings), clock=loop_lag.effective_time)
+            stt = transcriber or build_transcriber(settings, stack, breakers, recognizers)
             if isinstance(stt, FallbackTranscriber):
                 breakers = stt.breaker
             hub = InMemoryHub(queue_size=settings.live_queue)
             registry = CallRegistry()
-            metrics = _metrics(registry, hub, writer, breakers)
+            metrics = _metrics(registry, hub, writer, breakers, loop_lag)
             group = await stack.enter_async_context(asyncio.TaskGroup())
             writer_task = group.create_task(writer.run(), name="segment-writer")
             # its loops stop (LIFO exit-stack callbacks) before the task group is awaited, the store after that
             post_call = await build_post_call(settings, store, stack, group)
-            services = Services(settings, store, hub, stt, writer, registry, metrics, breakers, post_call)
+            services = Services(settings, store, hub, stt, writer, registry, metrics, breakers, post_call, loop_lag)
             try:
                 yield {"services": services}
             finally:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from switchboard.config import Settings
 from switchboard.live import InMemoryHub
+from switchboard.loop_lag import LoopLagMonitor
 from switchboard.metrics import Metrics
 from switchboard.postcall import PostCall
 from switchboard.registry import CallRegistry
@@ -28,6 +29,8 @@ class Services:
     breakers: CircuitBreakerBoard = field(default_factory=CircuitBreakerBoard)
     """Per-provider circuit breakers shared by every call (empty when there is no failover chain)."""
     post_call: PostCall | None = None
+    loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
+    """The event loop's lag; its effective clock times provider watchdogs and breakers."""
 
     def session_deps(self) -> SessionDeps:
         return SessionDeps(store=self.store, hub=self.hub, transcriber=self.transcriber, writer=self.writer,

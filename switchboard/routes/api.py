@@ -139,6 +139,7 @@ async def readyz(request: Request) -> Response:
     checks["segment_writer"] = _plain(services.writer.stats())
     checks["live"] = services.hub.stats()
     checks["calls_live"] = len(services.registry)
+    checks["event_loop"] = _plain(services.loop_lag.stats())
     checks["transcriber"] = services.transcriber.name
     checks["providers"] = _providers(services)
     if services.post_call is not None:

@@ -118,6 +118,11 @@ class CircuitBreakerBoard:
         self._clock = clock
         self._breakers: dict[str, _Breaker] = {}
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The time breakers are measured in; failover watchdogs sharing the board use it too."""
+        return self._clock
+
     def register(self, *providers: str) -> None:
         """Make providers known before their first call, so ``snapshot()`` lists them as closed."""
         for provider in providers:

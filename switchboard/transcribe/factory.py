@@ -15,6 +15,9 @@ silence while speech flows is a failure. WisprFlow answers once per utterance, a
 stall limit would otherwise look like a stall every time someone talks without pausing. (A missing final after a
 commit is caught sooner, by the WisprFlow client's own 5 s final timeout.)
 
+Time: the stall watchdogs run on the breakers' clock, which the app makes the event loop's effective time
+(:class:`~switchboard.loop_lag.LoopLagMonitor`): a server too loaded to read its sockets does not blame them.
+
 Replay: on failover the unfinalised audio (up to ``REPLAY_MS``) reaches the next provider in one synchronous
 burst, so Deepgram's send backlog bound is set above it: at its 10 s default, a WisprFlow failure with more than
 10 s of unfinalised audio made Deepgram fail on its own replay and sent the call on to local.
@@ -33,6 +36,7 @@ from switchboard.transcribe.base import Transcriber
 from switchboard.transcribe.breaker import BreakerConfig, CircuitBreakerBoard
 
 if TYPE_CHECKING:
+    from switchboard.transcribe.moonshine import RecognizerPool
     from switchboard.transcribe.vad import DetectorPool
 
 RATE = 16_000
@@ -65,8 +69,12 @@ def chain_names(settings: Settings) -> tuple[str, ...]:
     return (*(name for name, key in clouds if key is not None), "local")
 
 
-def build_transcriber(settings: Settings, stack: AsyncExitStack, breakers: CircuitBreakerBoard) -> Transcriber:
-    """The transcriber the settings ask for; its resources are released when ``stack`` closes."""
+def build_transcriber(settings: Settings, stack: AsyncExitStack, breakers: CircuitBreakerBoard,
+                      recognizers: RecognizerPool | None = None) -> Transcriber:
+    """The transcriber the settings ask for; its resources are released when ``stack`` closes.
+
+    ``recognizers`` replaces the local engine's pool (the caller owns it): end-to-end tests give the local leg
+    a recogniser whose words they can check exactly."""
     if settings.transcriber == "null":
         from switchboard.transcribe.null import NullTranscriber
 
@@ -75,8 +83,10 @@ def build_transcriber(settings: Settings, stack: AsyncExitStack, breakers: Circu
     from switchboard.transcribe.moonshine import RecognizerPool
     from switchboard.transcribe.vad import DetectorPool
 
-    pool = RecognizerPool(workers=settings.stt_workers)
-    stack.push_async_callback(pool.aclose)
+    pool = recognizers
+    if pool is None:
+        pool = RecognizerPool(workers=settings.stt_workers)
+        stack.push_async_callback(pool.aclose)
     silero = DetectorPool()  # one free list of Silero sessions for every provider that endpoints with it
     local = LocalTranscriber(pool, detectors=silero)
     clouds = _clouds(settings, silero)
@@ -87,7 +97,8 @@ def build_transcriber(settings: Settings, stack: AsyncExitStack, breakers: Circu
         return local
     from switchboard.transcribe.fallback import FallbackTranscriber
 
-    return FallbackTranscriber(*clouds, local, breaker=breakers, stall_timeout_s=settings.stt_stall_s,
+    return FallbackTranscriber(*clouds, local, breaker=breakers, clock=breakers.clock,
+                               stall_timeout_s=settings.stt_stall_s,
                                stall_timeouts={"wisprflow": settings.wispr_stall_s}, max_buffer_ms=REPLAY_MS)
 
 

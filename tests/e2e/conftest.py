@@ -19,6 +19,7 @@ import uvicorn
 from switchboard.app import create_app
 from switchboard.config import Secret, Settings
 from switchboard.replay.twilio_fake import Target
+from switchboard.transcribe.moonshine import RecognizerPool
 from tests.pg_plugin import dsn_for
 
 AUTH_TOKEN = "e2e-twilio-auth-token"
@@ -56,16 +57,18 @@ async def fresh_database(server_dsn: str, prefix: str) -> str:
 
 
 @asynccontextmanager
-async def running_server(dsn: str, data_dir: Path, **overrides: Any) -> AsyncIterator[Server]:
-    """A real uvicorn server in this event loop; shut down (calls drained) on exit."""
+async def running_server(dsn: str, data_dir: Path, *, recognizers: RecognizerPool | None = None,
+                         **overrides: Any) -> AsyncIterator[Server]:
+    """A real uvicorn server in this event loop; shut down (calls drained) on exit. ``recognizers`` is the
+    local engine's pool (see ``create_app``); ``overrides`` are settings."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     options: dict[str, Any] = {"transcriber": "local", "stt_workers": 2, "live_queue": 5000, **overrides}
     settings = Settings(data_dir=data_dir, public_url=base, host="127.0.0.1", port=port,
                         twilio_auth_token=Secret(AUTH_TOKEN), api_token=Secret(API_TOKEN),
                         database_url=Secret(dsn), **options)
-    uv = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                                       lifespan="on"))
+    app = create_app(settings, recognizers=recognizers)
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(uv.serve())
     async with asyncio.timeout(60):
         while not uv.started:

@@ -183,6 +183,10 @@ async def test_rest_requires_bearer_and_lists_calls(server: Any, http: httpx.Asy
     assert (await http.get("/healthz")).json() == {"status": "ok"}
     ready = await http.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
+    loop = ready.json()["checks"]["event_loop"]  # the lag monitor runs for the app's whole life
+    assert loop["ticks"] > 0 and 0 <= loop["lag_s"] <= loop["max_lag_s"] and loop["starved_s"] >= 0
+    metrics = (await http.get("/metrics")).text
+    assert "\nswitchboard_loop_lag_seconds " in metrics and "\nswitchboard_loop_starved_seconds " in metrics
 
 
 async def test_recording_endpoint_serves_the_stored_wav(server: Any, http: httpx.AsyncClient,
