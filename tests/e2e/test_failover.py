@@ -70,9 +70,12 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 ALL = sorted(FIXTURES.glob("*.wav"))
 BECKETT = FIXTURES / "real_beckett_short.wav"  # caller track: real words (Moonshine)
 REAL = [BECKETT, FIXTURES / "real_ivr_callback_postcode.wav", FIXTURES / "real_librivox_reader.wav"]
-SPEED = 6.0
-"""Ten calls at once at 6×: sixty call-seconds per second through the server, the emulators and the oracle, all
-on one event loop (WisprFlow's utterances are cut by webrtcvad; with Silero this needed 1×)."""
+SPEED = 4.0
+"""Ten calls at once: forty call-seconds per second through the server, both emulators and the oracle, all on one
+event loop, with coverage tracing ``audio/`` and the rest of the suite's servers on the same two cores. At 6× the
+loop lagged past WisprFlow's own 3 s auth timeout (a real-time limit inside the client) in the full suite."""
+BASELINE_SPEED = 2.0
+"""The reference pass must not fail over at all: every other scenario is compared with it."""
 WER_TOLERANCE = 0.15
 """Between the faulted and the no-fault transcript of the Moonshine call, both tracks pooled."""
 SCENARIO_LIMIT_S = 60.0
@@ -313,7 +316,7 @@ async def matrix(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory, emulator
     out: dict[str, Outcome] = {}
     async with chain_server(pg_dsn, tmp_path_factory.mktemp("failover"), emulators,
                             breaker_failures=10_000) as server:
-        out["baseline"] = await run_calls(server, ALL)
+        out["baseline"] = await run_calls(server, ALL, speed=BASELINE_SPEED)
         for kind in KINDS:
             out[f"primary/{kind}"] = await fault_scenario(server, emulators, kind, "primary", ALL)
         for kind in KINDS:
@@ -527,7 +530,7 @@ async def test_auth_refused_by_both_clouds_ends_on_local_and_then_calls_go_strai
 
 async def test_breaker_opens_after_repeated_failures_then_probes_and_returns_to_wisprflow(
         pg_dsn: str, tmp_path: Path, emulators: Emulators) -> None:
-    ivr = REAL[1]  # 24 s: 4 s at SPEED, well inside the cooldown
+    ivr = REAL[1]  # 24 s: 6 s at SPEED, well inside the cooldown
 
     async def call(server: Server) -> tuple[Outcome, dict[str, Any]]:
         outcome = await run_calls(server, [ivr])
@@ -540,7 +543,7 @@ async def test_breaker_opens_after_repeated_failures_then_probes_and_returns_to_
 
     emulators.clear()
     async with chain_server(pg_dsn, tmp_path / "data", emulators, breaker_failures=2,
-                            breaker_cooldown_s=8.0) as server:
+                            breaker_cooldown_s=12.0) as server:
         emulators.wispr.inject(wf.Fault(wf.FaultKind.CLOSE_MID_STREAM, code=1011), connections=None)
         try:
             failing, state = await call(server)  # both tracks fail once: two failures open the breaker
@@ -553,7 +556,7 @@ async def test_breaker_opens_after_repeated_failures_then_probes_and_returns_to_
             assert len(emulators.wispr.records) == connections
         finally:
             emulators.clear()  # healthy again
-        for _ in range(50):  # the cooldown runs out (polled: the breaker has no event to wait on)
+        for _ in range(100):  # the cooldown runs out (polled: the breaker has no event to wait on)
             if (await wispr_breaker(server))["state"] == "half_open":
                 break
             await asyncio.sleep(0.2)
