@@ -91,6 +91,10 @@ async def get_call(request: Request) -> Response:
     if isinstance(call, Response):
         return call
     sid = call.call_sid
+    # Jobs are read first: whatever a job reports done, its effect (extraction, lead) is already visible in the
+    # reads that follow, so a client polling until its jobs are done never sees a stale lead.
+    post_call = services.post_call
+    jobs = [job.to_json() for job in await post_call.queue.list(call_sid=sid)] if post_call else []
     body = call_json(call)
     body["live"] = sid in services.registry
     body["transcript"] = [segment_json(s) for s in await services.store.get_segments(sid)]
@@ -98,8 +102,7 @@ async def get_call(request: Request) -> Response:
     body["extraction"] = _plain(extraction)
     lead = await services.store.lead_for_call(sid)
     body["lead"] = _plain(lead)
-    post_call = services.post_call
-    body["jobs"] = [job.to_json() for job in await post_call.queue.list(call_sid=sid)] if post_call else []
+    body["jobs"] = jobs
     return _json(body)
 
 
