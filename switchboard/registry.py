@@ -5,7 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
+
+
+class LiveCall(Protocol):
+    """What the API may ask of a live call."""
+
+    def live_stats(self) -> dict[str, Any]: ...
 
 
 class DuplicateCall(Exception):
@@ -14,13 +20,13 @@ class DuplicateCall(Exception):
 
 class CallRegistry:
     def __init__(self) -> None:
-        self._live: dict[str, Any] = {}
+        self._live: dict[str, LiveCall] = {}
         self._idle = asyncio.Event()
         self._idle.set()
         self._accepting = True
 
     @asynccontextmanager
-    async def hold(self, call_sid: str, session: Any) -> AsyncIterator[None]:
+    async def hold(self, call_sid: str, session: LiveCall) -> AsyncIterator[None]:
         if not self._accepting:
             raise DuplicateCall("server is shutting down")
         if call_sid in self._live:
@@ -39,6 +45,9 @@ class CallRegistry:
 
     def __contains__(self, call_sid: object) -> bool:
         return call_sid in self._live
+
+    def get(self, call_sid: str) -> LiveCall | None:
+        return self._live.get(call_sid)
 
     async def drain(self, timeout_s: float) -> bool:
         """Stop accepting calls and wait for live ones to finish; False if some were still live at the timeout."""

@@ -243,6 +243,11 @@ class CallSession:
             # The call goes on: the end-of-call write upserts the row again.
             log.warning("call %s: could not record stream start: %s", self.call_sid, exc)
 
+    def live_stats(self) -> dict[str, Any]:
+        """Media so far, per track (jitter-buffer counters) and for the recording; cheap, for the API."""
+        recording = self._recorder.stats() if self._recorder is not None else {}
+        return {"tracks": {t: s.pipeline.stats() for t, s in self._tracks.items()}, "recording": recording}
+
     async def _record_end(self) -> None:
         assert self._recorder is not None
         self.deps.metrics.inc("switchboard_calls_ended_total")

@@ -73,7 +73,13 @@ OnProgress = Callable[[CallResult, float], None]
 
 async def replay_call(target: Target, schedule: Schedule, *, speed: float, client: httpx.AsyncClient,
                       on_event: OnEvent | None = None, on_progress: OnProgress | None = None,
-                      end_timeout_s: float = 180.0, call_sid: str | None = None) -> CallResult:
+                      end_timeout_s: float = 180.0, call_sid: str | None = None,
+                      media_gate: asyncio.Event | None = None) -> CallResult:
+    """Play one call as Twilio would: voice webhook, status callbacks, the media stream, a live subscription.
+
+    ``media_gate``: media is held after the stream's ``start`` until the event is set, so several calls can be
+    lined up (every stream open) before any of them sends audio.
+    """
     call_sid, stream_sid = call_sid or new_sid("CA"), new_sid("MZ")
     result = CallResult(call_sid, stream_sid, dict(schedule.sent), {k: len(v) for k, v in schedule.lost.items()})
     form = {"CallSid": call_sid, "AccountSid": target.account_sid, "From": "+447700900123", "To": "+447700900999",
@@ -87,7 +93,8 @@ async def replay_call(target: Target, schedule: Schedule, *, speed: float, clien
                                                                        "SequenceNumber": str(seq)})
         listener = asyncio.create_task(_listen(live, result, on_event))
         try:
-            result.close_code = await _stream(target, stream_url, params, schedule, result, speed, on_progress)
+            result.close_code = await _stream(target, stream_url, params, schedule, result, speed, on_progress,
+                                              media_gate)
             async with asyncio.timeout(end_timeout_s):
                 await asyncio.shield(listener)
         finally:
@@ -145,7 +152,8 @@ async def _listen(live: ClientConnection, result: CallResult, on_event: OnEvent 
 
 
 async def _stream(target: Target, stream_url: str, params: dict[str, str], schedule: Schedule,
-                  result: CallResult, speed: float, on_progress: OnProgress | None) -> int | None:
+                  result: CallResult, speed: float, on_progress: OnProgress | None,
+                  media_gate: asyncio.Event | None = None) -> int | None:
     """Send the schedule over the media websocket at ``speed`` × real time (0 = as fast as possible)."""
     path = urlsplit(stream_url).path
     headers = {"X-Twilio-Signature": sign_websocket(target.auth_token, stream_url)}
@@ -165,6 +173,8 @@ async def _stream(target: Target, stream_url: str, params: dict[str, str], sched
                  "tracks": ["inbound", "outbound"], "customParameters": params,
                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}
         await ws.send(message("start", {"start": start}).decode())
+        if media_gate is not None:
+            await media_gate.wait()
         t0 = time.monotonic()
         last_progress = 0.0
         for i, frame in enumerate(schedule.frames):

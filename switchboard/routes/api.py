@@ -96,7 +96,10 @@ async def get_call(request: Request) -> Response:
     post_call = services.post_call
     jobs = [job.to_json() for job in await post_call.queue.list(call_sid=sid)] if post_call else []
     body = call_json(call)
-    body["live"] = sid in services.registry
+    live = services.registry.get(sid)
+    body["live"] = live is not None
+    if live is not None:
+        body["live_stats"] = live.live_stats()
     body["transcript"] = [segment_json(s) for s in await services.store.get_segments(sid)]
     extraction = await services.store.latest_extraction(sid)
     body["extraction"] = _plain(extraction)

@@ -8,6 +8,7 @@ kept, because the session finalises on every way out.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -91,7 +92,7 @@ async def _pump(ws: WebSocket, parser: MediaStream, session: CallSession) -> Non
                 return
 
 
-def _frame(message: dict[str, object]) -> str | bytes:
+def _frame(message: Mapping[str, object]) -> str | bytes:
     text = message.get("text")
     if isinstance(text, str):
         return text

@@ -11,11 +11,12 @@ import logging
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from switchboard.services import Services
+from switchboard.store.base import CallMode
 from switchboard.store.errors import StoreError
 from switchboard.tokens import stream_token
 from switchboard.twilio.signature import public_url, validate_webhook, websocket_url
@@ -38,7 +39,8 @@ async def _signed_form(request: Request) -> FormData | None:
     if len(body) > MAX_FORM_BYTES:
         return None
     # Twilio posts application/x-www-form-urlencoded; keep blank values and repeated keys: both are signed.
-    pairs = parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    pairs: list[tuple[str, str | UploadFile]] = list(parse_qsl(body.decode("utf-8", errors="replace"),
+                                                               keep_blank_values=True))
     form = FormData(pairs)
     url = public_url(services.settings.public_base, request.url.path, request.url.query)
     params = {key: form.getlist(key) for key in form.keys()}
@@ -69,7 +71,7 @@ async def voice(request: Request) -> Response:
     if call_sid is None:
         return PlainTextResponse("missing or malformed CallSid", status_code=400)
     settings = services.settings
-    mode = "operator" if settings.operator_number else "voicemail"
+    mode: CallMode = "operator" if settings.operator_number else "voicemail"
     try:
         await services.store.create_call(
             call_sid, account_sid=_field(form, "AccountSid"), from_number=_field(form, "From"),

@@ -149,7 +149,7 @@ class Store(Protocol):
         from_number: str | None,
         to_number: str | None,
         direction: str | None,
-        mode: CallMode,
+        mode: CallMode | None,
         status: str | None,
         at: datetime,
     ) -> None:

@@ -226,7 +226,7 @@ class PgStore:
         from_number: str | None,
         to_number: str | None,
         direction: str | None,
-        mode: CallMode,
+        mode: CallMode | None,
         status: str | None,
         at: datetime,
     ) -> None:

@@ -16,7 +16,8 @@ stall limit would otherwise look like a stall every time someone talks without p
 commit is caught sooner, by the WisprFlow client's own 5 s final timeout.)
 
 Time: the stall watchdogs run on the breakers' clock, which the app makes the event loop's effective time
-(:class:`~switchboard.loop_lag.LoopLagMonitor`): a server too loaded to read its sockets does not blame them.
+(:class:`~switchboard.loop_lag.LoopLagMonitor`): a server too loaded to read its sockets does not blame them. So do
+WisprFlow's own auth and final timeouts (:class:`~switchboard.clock_timeout.ClockTimeout`).
 
 Replay: on failover the unfinalised audio (up to ``REPLAY_MS``) reaches the next provider in one synchronous
 burst, so Deepgram's send backlog bound is set above it: at its 10 s default, a WisprFlow failure with more than
@@ -28,6 +29,7 @@ socket and loads no model (the recogniser loads on first use, a cloud socket ope
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -89,7 +91,7 @@ def build_transcriber(settings: Settings, stack: AsyncExitStack, breakers: Circu
         stack.push_async_callback(pool.aclose)
     silero = DetectorPool()  # one free list of Silero sessions for every provider that endpoints with it
     local = LocalTranscriber(pool, detectors=silero)
-    clouds = _clouds(settings, silero)
+    clouds = _clouds(settings, silero, breakers.clock)
     for provider in clouds:
         if isinstance(provider, _Closeable):
             stack.push_async_callback(provider.aclose)
@@ -102,7 +104,7 @@ def build_transcriber(settings: Settings, stack: AsyncExitStack, breakers: Circu
                                stall_timeouts={"wisprflow": settings.wispr_stall_s}, max_buffer_ms=REPLAY_MS)
 
 
-def _clouds(settings: Settings, silero: DetectorPool) -> list[Transcriber]:
+def _clouds(settings: Settings, silero: DetectorPool, clock: Callable[[], float]) -> list[Transcriber]:
     """The keyed cloud providers, in failover order; constructing them opens no socket."""
     from audio.endpoint import EndpointConfig
     from switchboard.transcribe.vad import cloud_detectors
@@ -114,7 +116,8 @@ def _clouds(settings: Settings, silero: DetectorPool) -> list[Transcriber]:
         cut_ms = round((settings.wispr_stall_s - WISPR_CUT_MARGIN_S) * 1000)
         endpoint = EndpointConfig(sample_rate=RATE, max_utterance_ms=min(30_000, cut_ms))
         out.append(WisprFlowTranscriber(settings.wisprflow_api_key.reveal(), ws_url=settings.wispr_ws_url,
-                                        endpoint=endpoint, detectors=cloud_detectors(settings.cloud_vad, silero)))
+                                        endpoint=endpoint, detectors=cloud_detectors(settings.cloud_vad, silero),
+                                        clock=clock))
     if settings.deepgram_api_key is not None:
         from switchboard.transcribe.deepgram import DeepgramTranscriber
 

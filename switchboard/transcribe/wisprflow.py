@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
@@ -314,7 +314,10 @@ class WisprFlowTranscriber:
                  packet_ms: int = 1000, auth_timeout_s: float = 3.0, final_timeout_s: float = 5.0,
                  language: Sequence[str] = ("en",), endpoint: EndpointConfig | None = None,
                  detectors: DetectorPool | None = None, warm_ttl_s: float = 8.0, close_timeout_s: float = 1.0,
-                 context: Mapping[str, Any] | None = None, max_backlog_ms: int = 60_000) -> None:
+                 context: Mapping[str, Any] | None = None, max_backlog_ms: int = 60_000,
+                 clock: Callable[[], float] | None = None) -> None:
+        """``clock``: what the auth and final timeouts are measured on (the app passes the loop-lag monitor's
+        effective time, so our own overload is not blamed on WisprFlow); None = the event loop's clock."""
         if not api_key:
             raise ValueError("WisprFlow needs an API key")
         if not 250 <= packet_ms <= 1000:
@@ -331,7 +334,7 @@ class WisprFlowTranscriber:
         param = "client_key" if urlsplit(ws_url).path.rstrip("/").endswith("client_ws") else "api_key"
         url = f"{ws_url}{'&' if '?' in ws_url else '?'}{param}={quote(key_prefix + api_key, safe='')}"
         self._config = SessionConfig(url, api_key, tuple(language), packet_ms / 1000, auth_timeout_s,
-                                     final_timeout_s, close_timeout_s, context)
+                                     final_timeout_s, close_timeout_s, context, clock)
         self._detectors = detectors if detectors is not None else cloud_detectors("webrtc")
         self._warm_ttl_s = warm_ttl_s
         self._max_backlog_ms = max_backlog_ms

@@ -27,6 +27,7 @@ from typing import Any, Final
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from switchboard.clock_timeout import ClockTimeout
 from switchboard.transcribe.errors import ProviderAuthError, ProviderUnavailable, TranscriptionError
 from switchboard.transcribe.wisprflow_wire import (
     PROVIDER,
@@ -57,6 +58,8 @@ class SessionConfig:
     final_timeout_s: float = 5.0
     close_timeout_s: float = 1.0
     context: Mapping[str, Any] | None = None
+    clock: Callable[[], float] | None = field(default=None, compare=False)
+    """The clock the auth and final timeouts run on (the app's effective loop time); None = the loop's."""
 
 
 class SessionState(enum.Enum):
@@ -94,7 +97,7 @@ class Session:
         self._commit_sent = False
         self._appended = 0  # packets written to the socket
         self._commit_at: float | None = None
-        self._deadline: asyncio.Timeout | None = None
+        self._deadline: ClockTimeout | None = None
         self._work = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -129,7 +132,7 @@ class Session:
             raise IllegalSessionUse(f"commit in state {self.state.name} after {self.fed_packets} packets")
         self.state = SessionState.COMMITTED
         self._total = self.fed_packets
-        self._commit_at = asyncio.get_running_loop().time()
+        self._commit_at = self._now()
         self._arm_deadline()
         self._work.set()
 
@@ -164,7 +167,7 @@ class Session:
 
     async def _run(self) -> None:
         try:
-            deadline = asyncio.get_running_loop().time() + self._config.auth_timeout_s
+            deadline = self._now() + self._config.auth_timeout_s
             ws = await self._connect(deadline)
             try:
                 await self._authenticate(ws, deadline)
@@ -193,7 +196,7 @@ class Session:
         would cost more CPU than the whole rest of the stream."""
         c = self._config
         try:
-            async with asyncio.timeout_at(deadline):
+            async with ClockTimeout(c.clock, deadline):
                 return await connect(c.url, compression=None, open_timeout=None,
                                      close_timeout=c.close_timeout_s, max_size=2**20)
         except InvalidStatus as exc:
@@ -207,7 +210,7 @@ class Session:
     async def _authenticate(self, ws: ClientConnection, deadline: float) -> None:
         c = self._config
         try:
-            async with asyncio.timeout_at(deadline):
+            async with ClockTimeout(c.clock, deadline):
                 await ws.send(auth_message(c.token, c.language, c.context))
                 while True:
                     reply = parse_reply(await ws.recv())
@@ -246,7 +249,7 @@ class Session:
     async def _receive(self, ws: ClientConnection) -> None:
         """Read until the final (after our commit); partials replace each other."""
         try:
-            async with asyncio.timeout(None) as self._deadline:
+            async with ClockTimeout(self._config.clock, None) as self._deadline:
                 self._arm_deadline()
                 while True:
                     reply = parse_reply(await ws.recv())
@@ -272,6 +275,10 @@ class Session:
             raise ProviderUnavailable(str(exc), provider=PROVIDER) from exc
         finally:
             self._deadline = None
+
+    def _now(self) -> float:
+        clock = self._config.clock
+        return clock() if clock is not None else asyncio.get_running_loop().time()
 
     def _arm_deadline(self) -> None:
         if self._deadline is not None and self._commit_at is not None:

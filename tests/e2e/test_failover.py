@@ -257,19 +257,24 @@ class Outcome:
 
 async def run_calls(server: Server, paths: Sequence[Path], *, when_open: Callable[[], None] | None = None,
                     speed: float = SPEED) -> Outcome:
-    """Replay ``paths`` as concurrent calls; ``when_open`` runs once every call has its streams open."""
+    """Replay ``paths`` as concurrent calls; ``when_open`` runs once every call has its streams open, before any
+    call sends audio (media is gated until then), so a fault armed there meets every call at the same point."""
     opened: set[str] = set()
+    gate = asyncio.Event()
 
     def on_event(result: CallResult, event: dict[str, Any]) -> None:
         if event["type"] == "call.started" and result.call_sid not in opened:
             opened.add(result.call_sid)
-            if len(opened) == len(paths) and when_open is not None:
-                when_open()
+            if len(opened) == len(paths):
+                if when_open is not None:
+                    when_open()
+                gate.set()
 
     t0 = time.monotonic()
     async with httpx.AsyncClient(base_url=server.base, timeout=60) as client, asyncio.timeout(SCENARIO_LIMIT_S):
         results = await asyncio.gather(*(replay_call(server.target, build_schedule(p), speed=speed, client=client,
-                                                     on_event=on_event, end_timeout_s=SCENARIO_LIMIT_S)
+                                                     on_event=on_event, end_timeout_s=SCENARIO_LIMIT_S,
+                                                     media_gate=gate)
                                          for p in paths))
     return Outcome(dict(zip(paths, results, strict=True)), time.monotonic() - t0, server.settings.data_dir)
 
@@ -315,7 +320,7 @@ async def matrix(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory, emulator
     once, so primary/auth runs last and is followed by a call that must skip WisprFlow."""
     out: dict[str, Outcome] = {}
     async with chain_server(pg_dsn, tmp_path_factory.mktemp("failover"), emulators,
-                            breaker_failures=10_000) as server:
+                            breaker_failures=10_000, breaker_cooldown_s=3600) as server:
         out["baseline"] = await run_calls(server, ALL, speed=BASELINE_SPEED)
         for kind in KINDS:
             out[f"primary/{kind}"] = await fault_scenario(server, emulators, kind, "primary", ALL)
@@ -508,7 +513,7 @@ async def test_auth_refused_by_both_clouds_ends_on_local_and_then_calls_go_strai
     emulators.wispr.inject(WISPR_FAULT["auth"], connections=None)
     emulators.deepgram.inject(DEEPGRAM_FAULT["auth"], connections=None)
     try:
-        async with chain_server(pg_dsn, tmp_path / "data", emulators) as server:
+        async with chain_server(pg_dsn, tmp_path / "data", emulators, breaker_cooldown_s=3600) as server:
             refused = await run_calls(server, [BECKETT])
             assert_call_is_whole(refused, BECKETT)
             assert_same_words(BECKETT, refused.results[BECKETT], matrix.outcomes["baseline"].results[BECKETT])

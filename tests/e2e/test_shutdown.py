@@ -13,10 +13,22 @@ from websockets.asyncio.client import connect
 from audio.wav import WavReader
 from switchboard.store import PgStore
 from switchboard.twilio.signature import sign_websocket
-from tests.e2e.conftest import fresh_database, running_server
+from tests.e2e.conftest import Server, fresh_database, running_server
 from tests.e2e.test_media_errors import Call, tone
 
 pytestmark = pytest.mark.e2e
+
+
+async def received_all(http: httpx.AsyncClient, server: Server, call_sid: str, frames: int) -> None:
+    """Until the live call's jitter buffers have taken ``frames`` frames on each track."""
+    async with asyncio.timeout(60):
+        while True:
+            body = (await http.get(f"/api/calls/{call_sid}", headers=server.auth())).json()
+            tracks = body.get("live_stats", {}).get("tracks", {})
+            if body.get("live") and all(tracks.get(t, {}).get("jitter", {}).get("received") == frames
+                                        for t in ("inbound", "outbound")):
+                return
+            await asyncio.sleep(0.05)
 
 
 async def test_shutdown_mid_call_finalises_the_call(pg_dsn: str, tmp_path: Path) -> None:
@@ -35,7 +47,7 @@ async def test_shutdown_mid_call_finalises_the_call(pg_dsn: str, tmp_path: Path)
             for i in range(frames):
                 for track in ("inbound", "outbound"):
                     await ws.send(call.media(track, i + 1, i * 20, audio[i * 160:(i + 1) * 160]))
-            await asyncio.sleep(0.3)  # the server has read everything; now it is told to stop mid-call
+            await received_all(http, server, call.call_sid, frames)  # now the server is told to stop mid-call
     # leaving running_server waited for the lifespan: live calls drained before the database closed
     await ws.close()
     store = await PgStore.connect(dsn)

@@ -172,11 +172,13 @@ class WisprFlowEmulator:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str = "test-key",
                  recognizer: Recognizer | None = None, *, bad_key: Literal["http", "message"] = "http",
                  ack: Literal["status", "session_started", "both", "none"] = "status", partial_every: int = 0,
-                 final_delay_s: float = 0.0, close_after_final_s: float = 5.0, auth_wait_s: float = 10.0) -> None:
+                 final_delay_s: float = 0.0, close_after_final_s: float = 5.0, auth_wait_s: float = 10.0,
+                 auth_delay_s: float = 0.0) -> None:
         self.host, self.port, self.api_key = host, port, api_key
         self.recognizer: Recognizer = recognizer if recognizer is not None else ScriptedRecognizer(["hello"])
         self.bad_key, self.ack, self.partial_every = bad_key, ack, partial_every
         self.final_delay_s, self.close_after_final_s, self.auth_wait_s = final_delay_s, close_after_final_s, auth_wait_s
+        self.auth_delay_s = auth_delay_s  # a slow handshake: the ack comes this late
         self.records: list[SessionRecord] = []
         self._faults: list[list[Any]] = []  # [fault, remaining connections or None]
         self._pending: dict[int, tuple[SessionRecord, bool]] = {}  # id(connection) → (record, key ok)
@@ -301,6 +303,8 @@ class WisprFlowEmulator:
             raise _Reject("Invalid API key")
         record.auth = first
         self._n["authenticated"] += 1
+        if self.auth_delay_s:
+            await asyncio.sleep(self.auth_delay_s)
         if self.ack in ("status", "both"):
             await ws.send(_frame({"status": "auth"}))
         if self.ack in ("session_started", "both"):

@@ -103,6 +103,7 @@ async def test_stall_limits_reach_the_fallback_and_wisprflow_gets_its_own(tmp_pa
         built = build_transcriber(s, stack, CircuitBreakerBoard())
         assert isinstance(built, FallbackTranscriber)
         assert built.clock is built.breaker.clock  # one time base for watchdogs and breakers (the app's)
+        assert built.providers[0]._config.clock is built.clock  # and for WisprFlow's auth and final timeouts
         assert built.stall_timeout_s == 3.0
         assert built.stall_timeouts == {"wisprflow": 9.0}
         assert built.breaker is not None
