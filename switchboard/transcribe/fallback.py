@@ -155,6 +155,7 @@ class FallbackStream:
         self._ended = self._closed = self._answered = False
         self._ended_at: float | None = None
         self._pending_since: float | None = None  # oldest speech push the current provider has not answered
+        self._speech_end_ms = -1  # media end of the latest push that carried speech
         self._active_at = 0.0  # last event from, or opening of, the current provider
         self._last_final_end = self._shown_end = -1
         self._media_end = self._duplicates = 0
@@ -170,10 +171,13 @@ class FallbackStream:
             raise StreamClosedError(f"push after end/aclose on track {self.track!r}", provider=self._owner.name)
         self._forward(pcm, pts_ms)  # first, so audio the provider rejects as malformed is not kept either
         self._buffer.append(pts_ms, pcm)
-        self._media_end = max(self._media_end, pts_ms + len(pcm) * 1000 // self.rate)
-        if self._pending_since is None and self._is_speech(pcm):  # once pending, no need to look again
-            self._pending_since = self._clock()
-            self._wake()  # a stall deadline now exists
+        end_ms = pts_ms + len(pcm) * 1000 // self.rate
+        self._media_end = max(self._media_end, end_ms)
+        if self._is_speech(pcm):
+            self._speech_end_ms = max(self._speech_end_ms, end_ms)
+            if self._pending_since is None:
+                self._pending_since = self._clock()
+                self._wake()  # a stall deadline now exists
 
     def end(self) -> None:
         if not self._ended:
@@ -293,8 +297,15 @@ class FallbackStream:
         return None
 
     def _accept(self, event: TranscriptEvent) -> TranscriptEvent | None:
-        """Note the provider is alive; drop what the transcript already covers; trim the replay buffer."""
-        self._active_at, self._pending_since = self._clock(), None
+        """Note the provider is alive; drop what the transcript already covers; trim the replay buffer.
+
+        Speech pushed beyond what this event covers (a burst read after a stall of our own loop) stays pending from
+        now on: clearing it would leave it unwatched until more speech came.
+        """
+        now = self._clock()
+        self._active_at = now
+        unanswered = self._speech_end_ms > max(event.end_ms, self._last_final_end) + self._owner.answer_slack_ms
+        self._pending_since = now if unanswered else None
         if not self._answered:
             self._answered = True
             self._owner.breaker.record_success(self._name())
@@ -389,14 +400,18 @@ class FallbackTranscriber:
                  clock: Callable[[], float] = time.monotonic, stall_timeout_s: float = 4.0,
                  stall_timeouts: Mapping[str, float] | None = None, open_timeout_s: float = 5.0,
                  close_timeout_s: float = 1.0, overlap_ms: int = 200, max_buffer_ms: int = 60_000,
-                 speech_rms: float = 200.0, poll_s: float = 1.0, on_switch: OnSwitch | None = None) -> None:
-        if min(stall_timeout_s, open_timeout_s, close_timeout_s, poll_s) <= 0 or overlap_ms < 0:
-            raise ValueError("timeouts and poll_s must be > 0, overlap_ms >= 0")
+                 speech_rms: float = 200.0, poll_s: float = 1.0, on_switch: OnSwitch | None = None,
+                 answer_slack_ms: int = 1000) -> None:
+        """``answer_slack_ms``: speech ending within this of a result's end counts as answered by it (a word's
+        end time and the end of its energy differ; a provider says nothing about a trailing breath)."""
+        if min(stall_timeout_s, open_timeout_s, close_timeout_s, poll_s) <= 0 or min(overlap_ms, answer_slack_ms) < 0:
+            raise ValueError("timeouts and poll_s must be > 0, overlap_ms and answer_slack_ms >= 0")
         self.providers: tuple[Transcriber, ...] = (primary, *backups)
         self.breaker, self.clock, self.on_switch = breaker, clock, on_switch
         self.stall_timeout_s, self.stall_timeouts = stall_timeout_s, dict(stall_timeouts or {})
         self.open_timeout_s, self.close_timeout_s, self.poll_s = open_timeout_s, close_timeout_s, poll_s
         self.overlap_ms, self.max_buffer_ms, self.speech_rms = overlap_ms, max_buffer_ms, speech_rms
+        self.answer_slack_ms = answer_slack_ms
         breaker.register(*(p.name for p in self.providers))
 
     async def open(self, track: str, sample_rate: int) -> FallbackStream:
