@@ -32,6 +32,7 @@ __all__ = [
     "WavWriter",
     "iter_track_frames",
     "read_tracks",
+    "repair",
 ]
 
 Encoding = Literal["mulaw", "pcm16"]
@@ -210,6 +211,30 @@ def _parse(file: BinaryIO) -> tuple[WavFormat, int, bool]:
         else:
             file.seek(size + (size & 1), os.SEEK_CUR)  # LIST, fact, cue, …: skip, with the pad byte
         pos += size + (size & 1)
+
+
+def repair(path: PathLike) -> int:
+    """Finish a WAV file whose writer never closed it (the process died): drop a trailing partial frame, pad odd
+    data, write the real sizes. Returns the frames it holds; a file already closed is left as it is.
+
+    Only the layout :class:`WavWriter` writes can be finished in place (its header has the same length with or
+    without sizes); any other unclosed file raises :class:`MalformedWavError`.
+    """
+    with open(path, "r+b") as file:
+        fmt, data_bytes, complete = _parse(file)
+        if complete:
+            return data_bytes // fmt.block_align
+        data_at = file.tell()
+        if data_at != len(_header(fmt, None)):
+            raise MalformedWavError(f"cannot finish an unclosed WAV whose samples start at byte {data_at}")
+        whole = data_bytes - data_bytes % fmt.block_align
+        file.truncate(data_at + whole)
+        if whole & 1:
+            file.seek(0, os.SEEK_END)
+            file.write(b"\x00")
+        file.seek(0)
+        file.write(_header(fmt, whole))
+    return whole // fmt.block_align
 
 
 class WavReader:

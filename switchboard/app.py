@@ -2,9 +2,10 @@
 
 Start order: database (embedded if no ``DATABASE_URL``) → migrations → segment writer → circuit breakers and the
 transcription chain (:mod:`switchboard.transcribe.factory`: cloud providers with keys, then the local recogniser
-pool) → hub. Shutdown is the reverse, after live calls drain: uvicorn closes the media sockets, every CallSession
-finalises (recording closed, last words recognised, provider sockets closed, call row ended), then the writer
-flushes and the pool stops.
+pool) → hub → post-call services → calls this instance left live when it died are finished
+(:mod:`switchboard.recovery`). Shutdown is the reverse, after live calls drain: uvicorn closes the media sockets,
+every CallSession finalises (recording closed, last words recognised, provider sockets closed, call row ended),
+then the writer flushes and the pool stops.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from switchboard.live import InMemoryHub
 from switchboard.loop_lag import LoopLagMonitor
 from switchboard.metrics import Metrics
 from switchboard.postcall import build_post_call
+from switchboard.recovery import instance_id, recover_orphaned_calls
 from switchboard.registry import CallRegistry
 from switchboard.routes import api, live_ws, media_ws, twilio_http
 from switchboard.services import Services
@@ -105,7 +107,10 @@ def create_app(settings: Settings, *, transcriber: Transcriber | None = None,
             writer_task = group.create_task(writer.run(), name="segment-writer")
             # its loops stop (LIFO exit-stack callbacks) before the task group is awaited, the store after that
             post_call = await build_post_call(settings, store, stack, group)
-            services = Services(settings, store, hub, stt, writer, registry, metrics, breakers, post_call, loop_lag)
+            instance = instance_id(settings.data_dir, settings.instance_id)
+            await recover_orphaned_calls(store, instance, settings.data_dir, post_call)  # before taking calls
+            services = Services(settings, store, hub, stt, writer, registry, metrics, breakers, post_call, loop_lag,
+                                instance)
             try:
                 yield {"services": services}
             finally:

@@ -90,6 +90,8 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "TWILIO_API_URL": "Twilio REST base URL (unset = https://api.twilio.com; an emulator in tests)",
     "SWITCHBOARD_JOB_LEASE_S": "Seconds a post-call job stays claimed without renewal (a killed server's jobs are "
                                "taken over after this)",
+    "SWITCHBOARD_INSTANCE_ID": "This instance's name on the calls it streams (unset = one made once and kept in the "
+                               "data dir); on restart it finishes its own calls that were live when it died",
 }
 
 WISPR_PRODUCTION_URL: Final = "wss://platform-api.wisprflow.ai/api/v1/dash/ws"
@@ -138,6 +140,8 @@ class Settings:
     oncall_number: str | None = None
     twilio_api_url: str | None = None
     job_lease_s: float = 30.0
+    instance_id: str | None = None
+    """None = the one kept in the data dir (:func:`switchboard.recovery.instance_id`)."""
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.public_url)
@@ -223,6 +227,7 @@ class Settings:
             oncall_number=env.get("ONCALL_NUMBER") or None,
             twilio_api_url=env.get("TWILIO_API_URL") or None,
             job_lease_s=_float(env, "SWITCHBOARD_JOB_LEASE_S", 30.0),
+            instance_id=env.get("SWITCHBOARD_INSTANCE_ID") or None,
         )
 
 

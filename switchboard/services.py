@@ -31,7 +31,10 @@ class Services:
     post_call: PostCall | None = None
     loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
     """The event loop's lag; its effective clock times provider watchdogs and breakers."""
+    instance_id: str | None = None
+    """Recorded on each call this instance streams (see :mod:`switchboard.recovery`)."""
 
     def session_deps(self) -> SessionDeps:
         return SessionDeps(store=self.store, hub=self.hub, transcriber=self.transcriber, writer=self.writer,
-                           data_dir=self.settings.data_dir, metrics=self.metrics, post_call=self.post_call)
+                           data_dir=self.settings.data_dir, metrics=self.metrics, post_call=self.post_call,
+                           instance_id=self.instance_id)

@@ -62,6 +62,8 @@ class SessionDeps:
     recogniser shared by many calls can have a long queue; cloud providers have their own stall detection)."""
     drain_timeout_s: float = 1800.0
     """Hard cap on finishing a call's transcripts (a recogniser working through a long backlog keeps going)."""
+    instance_id: str | None = None
+    """Stored with the stream's start, so this instance can finish the call if it dies mid-call."""
 
 
 @runtime_checkable
@@ -238,7 +240,9 @@ class CallSession:
             await self.deps.store.create_call(self.call_sid, account_sid=start.account_sid, from_number=None,
                                               to_number=None, direction=None, mode=None, status="in-progress",
                                               at=self.started_at)
-            await self.deps.store.stream_started(self.call_sid, stream_sid=start.stream_sid, at=self.started_at)
+            await self.deps.store.stream_started(self.call_sid, stream_sid=start.stream_sid, at=self.started_at,
+                                                 instance_id=self.deps.instance_id,
+                                                 recording_key=self.recording_key)
         except StoreError as exc:
             # The call goes on: the end-of-call write upserts the row again.
             log.warning("call %s: could not record stream start: %s", self.call_sid, exc)

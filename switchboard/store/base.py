@@ -172,8 +172,14 @@ class Store(Protocol):
         """Apply a status callback if :func:`status_applies`; creates the row if missing; True if applied."""
         ...
 
-    async def stream_started(self, call_sid: str, *, stream_sid: str, at: datetime) -> None:
-        """Record the media stream's start (first start wins); creates the row if missing."""
+    async def stream_started(self, call_sid: str, *, stream_sid: str, at: datetime, instance_id: str | None = None,
+                             recording_key: str | None = None) -> None:
+        """Record the media stream's start (first start and recording key win; the latest instance holds the
+        media); creates the row if missing."""
+        ...
+
+    async def orphaned_calls(self, instance_id: str) -> list[CallRecord]:
+        """Calls whose media stream ``instance_id`` held and that were never marked ended (it died mid-call)."""
         ...
 
     async def end_call(

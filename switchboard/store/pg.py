@@ -55,10 +55,17 @@ UPDATE calls SET
 WHERE call_sid = $1
 """
 _STREAM_STARTED: Final = """
-INSERT INTO calls AS c (call_sid, stream_sid, started_at, created_at) VALUES ($1, $2, $3, $3)
+INSERT INTO calls AS c (call_sid, stream_sid, started_at, created_at, instance_id, recording_key)
+VALUES ($1, $2, $3, $3, $4, $5)
 ON CONFLICT (call_sid) DO UPDATE SET
     stream_sid = coalesce(c.stream_sid, excluded.stream_sid),
-    started_at = coalesce(c.started_at, excluded.started_at)
+    started_at = coalesce(c.started_at, excluded.started_at),
+    instance_id = coalesce(excluded.instance_id, c.instance_id),
+    recording_key = coalesce(c.recording_key, excluded.recording_key)
+"""
+_ORPHANED_CALLS: Final = f"""
+SELECT {_CALL_COLUMNS} FROM calls WHERE instance_id = $1 AND ended_at IS NULL AND started_at IS NOT NULL
+ORDER BY id
 """
 _END_CALL: Final = """
 INSERT INTO calls AS c
@@ -261,9 +268,15 @@ class PgStore:
                 )  # fmt: skip
         return applied
 
-    async def stream_started(self, call_sid: str, *, stream_sid: str, at: datetime) -> None:
+    async def stream_started(self, call_sid: str, *, stream_sid: str, at: datetime, instance_id: str | None = None,
+                             recording_key: str | None = None) -> None:
         with _translated("stream_started"):
-            await self._pool.execute(_STREAM_STARTED, call_sid, stream_sid, _aware(at))
+            await self._pool.execute(_STREAM_STARTED, call_sid, stream_sid, _aware(at), instance_id, recording_key)
+
+    async def orphaned_calls(self, instance_id: str) -> list[CallRecord]:
+        with _translated("orphaned_calls"):
+            rows = await self._pool.fetch(_ORPHANED_CALLS, instance_id)
+        return [_call_record(row) for row in rows]
 
     async def end_call(
         self,

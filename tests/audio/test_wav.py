@@ -13,7 +13,16 @@ import pytest
 
 from audio import mulaw
 from audio.errors import AudioError, InvalidPcmError, MalformedWavError, UnsupportedRateError
-from audio.wav import UNKNOWN_SIZE, WavFormat, WavReader, WavWriter, _header, iter_track_frames, read_tracks
+from audio.wav import (
+    UNKNOWN_SIZE,
+    WavFormat,
+    WavReader,
+    WavWriter,
+    _header,
+    iter_track_frames,
+    read_tracks,
+    repair,
+)
 
 MULAW_HEADER = 58
 PCM_HEADER = 44
@@ -122,6 +131,39 @@ def test_a_never_closed_file_reads_back_everything_flushed(tmp_path: Path, encod
     with WavReader(cut) as reader:
         assert (reader.n_frames, reader.header_complete) == (800, False)
         assert reader.read() == frames
+
+
+@pytest.mark.parametrize(("encoding", "channels", "n_frames", "tail"), [
+    ("pcm16", 2, 800, b"\x01\x02\x03"),  # three bytes of a four-byte frame: dropped
+    ("mulaw", 1, 801, b""),  # odd data: padded
+    ("mulaw", 2, 0, b"\x7f"),  # died before the first whole frame
+])
+def test_repair_finishes_a_never_closed_file_in_place(tmp_path: Path, encoding: str, channels: int, n_frames: int,
+                                                      tail: bytes) -> None:
+    frames = interleave(*tracks_for(encoding, channels, n_frames), width=1 if encoding == "mulaw" else 2)
+    path = tmp_path / "rec.wav"
+    writer = WavWriter(path, channels, encoding=encoding)  # type: ignore[arg-type]
+    writer.write(frames)
+    writer.flush()
+    cut = tmp_path / "cut.wav"
+    shutil.copyfile(path, cut)  # the bytes on disk when the process died
+    writer.close()
+    with cut.open("ab") as f:
+        f.write(tail)
+    assert repair(cut) == n_frames
+    assert cut.read_bytes() == path.read_bytes()  # exactly what close() would have written
+    assert repair(cut) == n_frames  # a finished file is left as it is
+    assert cut.read_bytes() == path.read_bytes()
+
+
+def test_repair_refuses_a_foreign_unclosed_layout(tmp_path: Path) -> None:
+    path = tmp_path / "x.wav"
+    data = struct.pack("<4sI", b"data", UNKNOWN_SIZE) + bytes(10)
+    path.write_bytes(riff(chunk(b"LIST", b"INFO"), chunk(b"fmt ", fmt_body()), data, size=0))
+    before = path.read_bytes()
+    with pytest.raises(MalformedWavError, match="cannot finish"):
+        repair(path)
+    assert path.read_bytes() == before
 
 
 @pytest.mark.parametrize("declared", [0, UNKNOWN_SIZE, 10_000])

@@ -135,6 +135,22 @@ async def test_stream_started_first_wins_and_creates_row(store: PgStore) -> None
     assert (call.stream_sid, call.started_at, call.created_at) == ("MZ1", at(1), at(1))
 
 
+async def test_orphaned_calls_are_this_instances_started_and_never_ended(store: PgStore) -> None:
+    end = {"at": at(60), "reason": "stop", "media_ms": 1000, "recording_key": None, "recording_status": None,
+           "providers": [], "stats": {}}  # fmt: skip
+    await store.stream_started("CA1", stream_sid="MZ1", at=at(1), instance_id="a", recording_key="r/CA1.wav")
+    await store.stream_started("CA2", stream_sid="MZ2", at=at(2), instance_id="a")
+    await store.stream_started("CA3", stream_sid="MZ3", at=at(3), instance_id="b")  # another instance's
+    await store.stream_started("CA4", stream_sid="MZ4", at=at(4), instance_id="a")
+    await store.end_call("CA4", **end)  # type: ignore[arg-type]
+    await _voice(store, "CA5")  # answered, never streamed: nothing to finish
+    orphans = await store.orphaned_calls("a")
+    assert [(c.call_sid, c.recording_key) for c in orphans] == [("CA1", "r/CA1.wav"), ("CA2", None)]
+    await store.end_call("CA1", **end)  # type: ignore[arg-type]
+    assert [c.call_sid for c in await store.orphaned_calls("a")] == ["CA2"]
+    assert [c.call_sid for c in await store.orphaned_calls("b")] == ["CA3"]
+
+
 async def test_end_call_is_idempotent_first_end_wins(store: PgStore) -> None:
     await _voice(store, "CA1")
     first = {"at": at(60), "reason": "stop", "media_ms": 59_980, "recording_key": "calls/CA1.wav",
