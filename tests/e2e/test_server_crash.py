@@ -20,7 +20,7 @@ import pytest
 from switchboard.replay.fixture import build_schedule
 from switchboard.replay.twilio_fake import Target, replay_call
 from tests.e2e.conftest import API_TOKEN, AUTH_TOKEN, free_port, fresh_database
-from tests.emulators.openai_server import Fault, OpenAIEmulator
+from tests.emulators.openai_server import Fault, OpenAIEmulator, RecordedRequest
 
 pytestmark = pytest.mark.e2e
 
@@ -52,8 +52,37 @@ async def jobs_of(client: httpx.AsyncClient, call_sid: str) -> list[dict[str, An
     return (await client.get(f"/api/calls/{call_sid}")).json().get("jobs", [])
 
 
-async def test_sigkill_mid_job_then_restart_completes_every_job(pg_dsn: str, tmp_path: Path,
-                                                               openai: OpenAIEmulator) -> None:
+class AwaitedRequests:
+    """Which requests the emulator holds (slow fault) while their client still waits for the answer.
+
+    The live extraction previews of a call send the same requests as the final-extraction job, and are held too; but
+    they are cancelled when the call ends, which closes their connections. So once the call has ended, a held
+    request on an open connection is the job's. The emulator has no hook for this: its per-connection request loop
+    is wrapped (``_one`` knows the connection, ``_next_fault`` runs right after a request is recorded).
+    """
+
+    def __init__(self, emulator: OpenAIEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+        readers: dict[asyncio.Task[Any] | None, asyncio.StreamReader] = {}
+        self._received: list[tuple[RecordedRequest, asyncio.StreamReader]] = []
+        one, next_fault = emulator._one, emulator._next_fault
+
+        async def spied_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+            readers[asyncio.current_task()] = reader
+            return await one(reader, writer)
+
+        def spied_next_fault() -> Fault | None:
+            self._received.append((emulator.requests[-1], readers[asyncio.current_task()]))
+            return next_fault()
+
+        monkeypatch.setattr(emulator, "_one", spied_one)
+        monkeypatch.setattr(emulator, "_next_fault", spied_next_fault)
+
+    def count(self) -> int:
+        return sum(record.status is None and not reader.at_eof() for record, reader in self._received)
+
+
+async def test_sigkill_mid_job_then_restart_completes_every_job(pg_dsn: str, tmp_path: Path, openai: OpenAIEmulator,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     dsn = await fresh_database(pg_dsn, "crash")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -62,6 +91,7 @@ async def test_sigkill_mid_job_then_restart_completes_every_job(pg_dsn: str, tmp
            "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": openai.base_url, "SWITCHBOARD_JOB_LEASE_S": "2",
            "SWITCHBOARD_LOG_LEVEL": "WARNING"}
     openai.inject(Fault.slow(30), times=None)  # extractions hang: the final one is running when we kill
+    awaited = AwaitedRequests(openai, monkeypatch)
     server = await start_server(env, base)
     try:
         async with httpx.AsyncClient(timeout=60) as client:
@@ -69,15 +99,15 @@ async def test_sigkill_mid_job_then_restart_completes_every_job(pg_dsn: str, tmp
                                        speed=0, client=client, end_timeout_s=300)
         async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {API_TOKEN}"}) as client:
             async with asyncio.timeout(60):
-                while True:
+                while True:  # the extract job is running, inside its request to OpenAI (held by the slow fault)
                     jobs = await jobs_of(client, result.call_sid)
-                    if any(j["kind"] == "extract" and j["status"] == "running" for j in jobs):
+                    if any(j["kind"] == "extract" and j["status"] == "running" for j in jobs) and awaited.count():
                         break
                     await asyncio.sleep(0.1)
     finally:
         server.send_signal(signal.SIGKILL)
         await server.wait()
-    assert len(openai.requests) >= 1  # the kill landed during the extraction request
+    print("DEBUG", [(r.status, rd.at_eof(), len(str(r.body))) for r, rd in awaited._received], [(j["kind"], j["status"], j["updated_at"], j["locked_until"]) for j in jobs])
     openai.clear()
 
     server = await start_server(env, base)

@@ -8,7 +8,7 @@ import itertools
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
@@ -31,7 +31,7 @@ async def running(*workers: JobWorker) -> AsyncIterator[None]:
                 await worker.aclose()
 
 
-async def settled(queue: JobQueue, job_id: int | None, timeout_s: float = 5.0) -> Job:
+async def settled(queue: JobQueue, job_id: int | None, timeout_s: float = 15.0) -> Job:
     assert job_id is not None
     async with asyncio.timeout(timeout_s):
         while True:
@@ -154,67 +154,98 @@ async def test_unserialisable_result_fails_the_job(queue: JobQueue) -> None:
 
 
 async def test_job_of_a_dead_worker_is_taken_over(queue: JobQueue) -> None:
+    lease_s = 1.0
     job_id = await queue.enqueue("k", {})
-    await queue.claim(["k"], 1, lease_s=0.3, worker="crashed")  # claimed, then never renewed
+    started = time.monotonic()  # before the claim: its lease cannot run out earlier than lease_s from here
+    [claimed] = await queue.claim(["k"], 1, lease_s=lease_s, worker="crashed")  # claimed, then never renewed
+    assert (claimed.id, claimed.attempts) == (job_id, 1)
 
     async def handler(job: Job) -> Mapping[str, Any]:
         return {"by": "survivor"}
 
-    started = time.monotonic()
     async with running(JobWorker(queue, {"k": handler}, poll_s=0.02, name="survivor")):
         job = await settled(queue, job_id)
     assert job.attempts == 2 and job.locked_by == "survivor" and job.result == {"by": "survivor"}
-    assert time.monotonic() - started >= 0.2  # not before the lease ran out
+    # Not before the lease ran out (the lease is on the database clock: a little slack for the two clocks).
+    assert time.monotonic() - started >= lease_s * 0.9
 
 
 async def test_leases_are_renewed_while_a_handler_runs(queue: JobQueue) -> None:
+    # The lease is renewed every lease_s / 3, so a renewal may come up to 2/3 of a lease late and the job is still
+    # held: wide enough for a loaded machine. The handler outlasts the lease by far (several renewals needed):
+    # without renewals the other worker, polling every 20 ms, would take the job over and run it again.
+    lease_s, hold_s = 2.0, 4.5
     runs = 0
 
     async def long(job: Job) -> None:
         nonlocal runs
         runs += 1
-        await asyncio.sleep(0.8)
+        await asyncio.sleep(hold_s)
 
     job_id = await queue.enqueue("k", {})
-    workers = [JobWorker(queue, {"k": long}, lease_s=0.3, poll_s=0.02) for _ in range(2)]
+    workers = [JobWorker(queue, {"k": long}, lease_s=lease_s, poll_s=0.02) for _ in range(2)]
     async with running(*workers):
-        job = await settled(queue, job_id)
-    assert runs == 1 and job.attempts == 1  # the 0.3 s lease was renewed, nobody took the job over
+        job = await settled(queue, job_id, timeout_s=hold_s + 30)
+    assert runs == 1 and job.attempts == 1  # the lease was renewed, nobody took the job over
 
 
-async def test_notify_wakes_an_idle_worker(queue: JobQueue) -> None:
-    done = asyncio.Event()
+async def test_notify_wakes_an_idle_worker(queue: JobQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    done, listening, polled = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    listen, claim = queue.listening, queue.claim
+
+    @contextlib.asynccontextmanager
+    async def spied_listening(on_notify: Callable[[str], None]) -> AsyncIterator[Any]:
+        async with listen(on_notify) as conn:
+            listening.set()  # the server has acknowledged LISTEN: every NOTIFY committed from now on is delivered
+            yield conn
+
+    async def spied_claim(*args: Any, **kwargs: Any) -> list[Job]:
+        jobs = await claim(*args, **kwargs)
+        polled.set()
+        return jobs
+
+    monkeypatch.setattr(queue, "listening", spied_listening)
+    monkeypatch.setattr(queue, "claim", spied_claim)
 
     async def handler(job: Job) -> None:
         done.set()
 
-    worker = JobWorker(queue, {"k": handler}, poll_s=30)
+    worker = JobWorker(queue, {"k": handler}, poll_s=120)
     async with running(worker):
-        await asyncio.sleep(0.3)  # the worker has polled once and is waiting; LISTEN is up
-        started = time.monotonic()
+        async with asyncio.timeout(10):  # LISTEN is up, and the first claim (which found nothing) is over
+            await listening.wait()
+            await polled.wait()
         await queue.enqueue("k", {})
-        async with asyncio.timeout(2):
+        async with asyncio.timeout(10):  # far below the next poll (2 min away): only the NOTIFY can wake it
             await done.wait()
-        assert time.monotonic() - started < 1.0
 
 
 async def test_aclose_drains_then_releases(queue: JobQueue) -> None:
     finish, stuck = await queue.enqueue("finish", {}), await queue.enqueue("stuck", {})
-    started = asyncio.Event()
+    quick_started, stuck_started, closing = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     async def quick(job: Job) -> None:
-        await asyncio.sleep(0.1)
+        quick_started.set()
+        await closing.wait()  # still running when aclose() is called: only the drain lets it finish
 
     async def forever(job: Job) -> None:
-        started.set()
+        stuck_started.set()
         await asyncio.Event().wait()
 
-    worker = JobWorker(queue, {"finish": quick, "stuck": forever}, poll_s=0.01, drain_s=0.3)
-    async with running(worker):
-        await started.wait()
+    worker = JobWorker(queue, {"finish": quick, "stuck": forever}, poll_s=0.01, drain_s=3.0)
+    async with asyncio.TaskGroup() as group:
+        group.create_task(worker.run())
+        async with asyncio.timeout(10):
+            await quick_started.wait()
+            await stuck_started.wait()
+        # aclose() stops claiming before its first await; this callback runs at that await, so `quick` ends
+        # during the drain, with drain_s to spare on a loaded machine.
+        asyncio.get_running_loop().call_soon(closing.set)
+        await worker.aclose()
     quick_job, stuck_job = await queue.get(finish), await queue.get(stuck)  # type: ignore[arg-type]
-    assert quick_job is not None and quick_job.status == "done"
+    assert quick_job is not None and quick_job.status == "done" and quick_job.attempts == 1
     assert stuck_job is not None and stuck_job.status == "pending" and stuck_job.locked_until is None
+    assert stuck_job.attempts == 1 and worker.stats().done == 1
 
 
 async def test_worker_survives_a_database_outage(pg_proxy: Any, store: PgStore) -> None:
