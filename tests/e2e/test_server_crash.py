@@ -107,7 +107,6 @@ async def test_sigkill_mid_job_then_restart_completes_every_job(pg_dsn: str, tmp
     finally:
         server.send_signal(signal.SIGKILL)
         await server.wait()
-    print("DEBUG", [(r.status, rd.at_eof(), len(str(r.body))) for r, rd in awaited._received], [(j["kind"], j["status"], j["updated_at"], j["locked_until"]) for j in jobs])
     openai.clear()
 
     server = await start_server(env, base)
