@@ -6,6 +6,11 @@ given, jitter buffering and stereo recording on), drives it with the replay tool
 process's CPU time and RSS from /proc and its hand-off lag histogram from /metrics. Prints numbers, asserts nothing.
 
     .venv/bin/python scripts/bench_server.py [--calls 25 50 100] [--seconds 20]
+
+With two or more ``--seconds`` values (e.g. ``--seconds 10 40``) it also fits CPU per call against call length and
+prints the two parts: a fixed cost per call (webhooks, database rows, post-call jobs, live subscription) and the
+marginal cost per call-second of streaming. Real calls last minutes, so the marginal figure is what a long call
+costs; the per-call-second figure of a short bench call carries the fixed part too.
 """
 
 from __future__ import annotations
@@ -48,11 +53,14 @@ def free_port() -> int:
 
 
 def clip(fixture: Path, seconds: float, out: Path) -> Path:
-    """The first ``seconds`` of a fixture (stereo μ-law), so each run is short and identical."""
+    """``seconds`` of a fixture (stereo μ-law), looped if it is shorter, so each run is identical."""
     from audio.wav import WavReader, WavWriter
 
-    with WavReader(fixture) as src, WavWriter(out, channels=2) as dst:
-        dst.write(src.read(int(seconds * 8000)))
+    with WavReader(fixture) as src:
+        audio = src.read()
+    wanted = int(seconds * 8000) * 2
+    with WavWriter(out, channels=2) as dst:
+        dst.write((audio * (wanted // len(audio) + 1))[:wanted])
     return out
 
 
@@ -89,8 +97,8 @@ async def wait_ready(base: str) -> None:
     raise RuntimeError("server did not become ready")
 
 
-async def measure(pid: int, base: str, target: Target, audio: Path, n: int, seconds: float) -> None:
-    """One run of n concurrent calls; prints one row."""
+async def measure(pid: int, base: str, target: Target, audio: Path, n: int, seconds: float) -> float:
+    """One run of n concurrent calls; prints one row and returns the server's CPU seconds."""
     rss0, cpu0 = rss_mb(pid), cpu_seconds(pid)
     async with httpx.AsyncClient() as client:
         before = lag_buckets((await client.get(base + "/metrics")).text)
@@ -116,28 +124,46 @@ async def measure(pid: int, base: str, target: Target, audio: Path, n: int, seco
         after = lag_buckets((await client.get(base + "/metrics")).text)
     p50, p99, count = lag_quantiles(before, after)
     ok = sum(1 for r in results if r.ended is not None)
-    print(f"{n:>5} {cpu * 1000 / (n * seconds):>18.2f} {(peak - rss0) * 1024 / n:>10.0f} KB "
+    print(f"{n:>5} {seconds:>5.0f} {cpu * 1000 / (n * seconds):>18.2f} {(peak - rss0) * 1024 / n:>10.0f} KB "
           f"{p50 * 1000:>6.0f} ms {p99 * 1000:>6.0f} ms {count:>9} {ok:>4}   "
           f"(wall {wall:.1f} s, server CPU {cpu:.1f} s)", flush=True)
+    return cpu
+
+
+def fit(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least-squares line through (call seconds, CPU-ms per call): (fixed CPU-ms per call, CPU-ms per call-s)."""
+    n = len(points)
+    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+    return my - slope * mx, slope
 
 
 async def run(args: argparse.Namespace, pid: int, base: str, data: Path, tmp: Path) -> None:
     await wait_ready(base)
     secrets = load_local_secrets(data, create=False)
     target = Target(base, base, secrets["twilio_auth_token"], secrets["api_token"])
-    audio = clip(ROOT / "fixtures" / args.fixture, args.seconds, tmp / "clip.wav")
-    print(f"server pid {pid}; {args.seconds:.0f} s dual-track calls at real time; transcriber={args.transcriber}\n")
-    print(f"{'calls':>5} {'CPU-ms per call-s':>18} {'RSS per call':>13} {'lag p50':>9} {'lag p99':>9} "
+    clips = {s: clip(ROOT / "fixtures" / args.fixture, s, tmp / f"clip-{s:g}.wav") for s in args.seconds}
+    print(f"server pid {pid}; dual-track calls at real time; transcriber={args.transcriber}\n")
+    print(f"{'calls':>5} {'s':>5} {'CPU-ms per call-s':>18} {'RSS per call':>13} {'lag p50':>9} {'lag p99':>9} "
           f"{'hand-offs':>9} {'ok':>4}")
+    per_call: dict[int, list[tuple[float, float]]] = {}
     for n in args.calls:
-        await asyncio.sleep(1.0)
-        await measure(pid, base, target, audio, n, args.seconds)
+        for seconds, audio in clips.items():
+            await asyncio.sleep(2.0)  # the last run's post-call jobs finish outside the next window
+            cpu = await measure(pid, base, target, audio, n, seconds)
+            per_call.setdefault(n, []).append((seconds, cpu * 1000 / n))
+    if len(clips) >= 2:
+        print(f"\n{'calls':>5} {'fixed CPU-ms per call':>22} {'marginal CPU-ms per call-s':>27}")
+        for n, points in per_call.items():
+            fixed, marginal = fit(points)
+            print(f"{n:>5} {fixed:>22.1f} {marginal:>27.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, nargs="+", default=[25, 50, 100])
-    parser.add_argument("--seconds", type=float, default=20.0, help="call length")
+    parser.add_argument("--seconds", type=float, nargs="+", default=[20.0],
+                        help="call length(s); two or more also split fixed and marginal cost")
     parser.add_argument("--fixture", default="tts_leak_emergency_leeds.wav")
     parser.add_argument("--transcriber", default="null", choices=["null", "local"])
     args = parser.parse_args()

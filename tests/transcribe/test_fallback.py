@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterator
 from itertools import pairwise
 
@@ -61,12 +60,10 @@ class Call:
     def __init__(self, stream: FallbackStream, clock: FakeClock) -> None:
         self.stream, self.clock = stream, clock
         self.events: list[TranscriptEvent] = []
-        self.first_event_at: dict[str, float] = {}  # provider → perf_counter of its first event
         self.task = asyncio.create_task(self._collect())
 
     async def _collect(self) -> list[TranscriptEvent]:
         async for event in self.stream:
-            self.first_event_at.setdefault(event.provider, time.perf_counter())
             self.events.append(event)
         return self.events
 
@@ -77,9 +74,10 @@ class Call:
                 self.clock.now += CHUNK / RATE
                 await asyncio.sleep(0)
 
-    async def finish(self) -> list[TranscriptEvent]:
+    async def finish(self, within_s: float = 5.0) -> list[TranscriptEvent]:
+        """End the stream and wait for the iterator (a hang guard: normally it ends within a few ms)."""
         self.stream.end()
-        return await asyncio.wait_for(self.task, 1)
+        return await asyncio.wait_for(self.task, within_s)
 
     async def until(self, condition: object, step_s: float = 0.0) -> None:
         """Let the loop run (stepping the fake clock) until ``condition()`` holds; at most ~0.2 s."""
@@ -284,7 +282,7 @@ async def test_every_provider_failing_mid_stream_ends_iteration_with_an_error() 
     call = Call(stream, clock)
     await call.push(_speech(), stop=1000)
     with pytest.raises(ProviderUnavailable):
-        await asyncio.wait_for(call.task, 1)
+        await asyncio.wait_for(call.task, 5)
     await stream.aclose()
 
 
@@ -299,7 +297,7 @@ async def test_the_last_provider_is_waited_for_not_abandoned() -> None:
     await asyncio.sleep(0.01)
     assert not call.task.done() and len(stream.switches) == 1
     await stream.aclose()
-    assert await asyncio.wait_for(call.task, 1) == []
+    assert await asyncio.wait_for(call.task, 5) == []
 
 
 async def test_breaker_is_shared_by_calls_and_probes_after_cooldown() -> None:
@@ -355,18 +353,21 @@ async def test_hung_close_neither_delays_failover_nor_leaks_tasks(caplog: pytest
     clock = FakeClock()
     before = asyncio.all_tasks()
     primary = ScriptedTranscriber("primary", faults=[Fault(FaultKind.ERROR, after_ms=1900, hang_on_close=True)])
+    # The close hangs for good, so it ends only by close_timeout_s (real time). The backup answering before
+    # that timeout is logged proves that failover did not wait on the close; the timeout is long so that a
+    # loaded CI machine cannot stretch the few loop iterations between failover and answer beyond it.
+    close_timeout_s = 2.0
     stream = await _fallback(primary, ScriptedTranscriber("backup"), clock=clock,
-                             close_timeout_s=0.15).open("inbound", RATE)
+                             close_timeout_s=close_timeout_s).open("inbound", RATE)
     call = Call(stream, clock)
     audio = _speech()
     await call.push(audio, stop=1900)  # the primary has now heard all it will
-    fault_at = time.perf_counter()
     await call.push(audio, start=1900, stop=2400)  # up to the end of the utterance the primary lost
-    await call.until(lambda: "backup" in call.first_event_at)
-    assert call.first_event_at["backup"] - fault_at < 0.15
+    await call.until(lambda: any(e.provider == "backup" for e in call.events))
     assert "closing a replaced provider" not in caplog.text  # the backup answered while the close still hung
     await call.push(audio, start=2400)
-    assert _words(await call.finish()) == EXPECTED
+    # The iterator ends only once the hung close timed out: bounded, not forever.
+    assert _words(await call.finish(within_s=close_timeout_s + 5)) == EXPECTED
     await stream.aclose()
     assert "closing a replaced provider: TimeoutError()" in caplog.text
     assert asyncio.all_tasks() == before
@@ -393,7 +394,7 @@ async def test_aclose_mid_call_and_mid_failover_leaves_no_tasks() -> None:
     await call.until(lambda: backup.entered)  # the iterator is now waiting for the backup to open
     await stream.aclose()
     gate.set()
-    assert await asyncio.wait_for(call.task, 1) == []
+    assert await asyncio.wait_for(call.task, 5) == []
     assert backup.streams[0].closed and primary.streams[0].closed
     await stream.aclose()  # idempotent
     assert asyncio.all_tasks() == before
@@ -402,7 +403,7 @@ async def test_aclose_mid_call_and_mid_failover_leaves_no_tasks() -> None:
     call = Call(stream, clock)
     await asyncio.sleep(0)
     await stream.aclose()  # while the iterator waits on the provider
-    assert await asyncio.wait_for(call.task, 1) == []
+    assert await asyncio.wait_for(call.task, 5) == []
     assert asyncio.all_tasks() == before
 
 
@@ -432,7 +433,7 @@ async def test_replay_buffer_is_bounded_and_counts_overflow() -> None:
     stats = stream.stats()
     assert (stats.provider, stats.buffered_ms, stats.overflow_ms, stats.switches) == ("primary", 1000, 1000, 0)
     await stream.aclose()
-    assert await asyncio.wait_for(call.task, 1) == []
+    assert await asyncio.wait_for(call.task, 5) == []
 
 
 def test_rejects_nonsense_options() -> None:

@@ -12,6 +12,7 @@ import itertools
 import threading
 import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,15 @@ async def caught_up(*streams: LocalStream) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the iterator did not process the pushed audio")
+
+
+async def until(condition: Callable[[], bool], what: str, within_s: float = 10.0) -> None:
+    """Poll ``condition`` (a decode comes back from a worker thread: there is no event to wait on)."""
+    deadline = time.monotonic() + within_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {within_s} s: {what}")
+        await asyncio.sleep(0.005)
 
 
 @pytest.fixture
@@ -243,17 +253,34 @@ async def test_audio_held_is_bounded_during_endless_speech(engine: FakeEngine) -
     assert all(e.end_ms - e.start_ms <= config.max_utterance_ms + config.padding_ms for e in events)
 
 
+class CountingPool(RecognizerPool):
+    """Counts the decodes streams submit, so a test can wait until each one has come back as an event."""
+
+    submitted = 0
+
+    def submit(self, samples: np.ndarray) -> asyncio.Future[str]:
+        self.submitted += 1
+        return super().submit(samples)
+
+
 async def test_pseudo_partials_precede_the_final(engine: FakeEngine) -> None:
-    pool = make_pool(engine)
+    pool = CountingPool(1, engine_factory=lambda: engine)
     try:
         stream = await local(pool, partial_interval_ms=400).open("inbound", RATE)
+        assert isinstance(stream, LocalStream)
         iterating = asyncio.create_task(drain(stream))
         audio = np.concatenate([PHRASE_1, silence(1.0)])
-        for i in range(0, len(audio), RATE // 10):  # paced like a live call, 100 ms at a time
+        for i in range(0, len(audio), RATE // 10):  # 100 ms at a time, like a live call...
             feed(stream, audio[i : i + RATE // 10], pts_ms=i // 16)
-            await asyncio.sleep(0.005)
+            # ...paced on progress, not on time: the iterator has run the detector over it and every decode
+            # submitted so far (a partial is submitted in the same step) has come back as an event. A partial
+            # still decoding when the final is cut is dropped as stale by design; a thread-pool decode delayed
+            # on a loaded machine must not make that happen here.
+            await caught_up(stream)
+            await until(lambda: stream.stats().partials + stream.stats().finals == pool.submitted,
+                        "every decode submitted came back as an event")
         stream.end()
-        events = await iterating
+        events = await asyncio.wait_for(iterating, 10)
     finally:
         await pool.aclose()
     partials = [e for e in events if not e.is_final]
@@ -262,6 +289,7 @@ async def test_pseudo_partials_precede_the_final(engine: FakeEngine) -> None:
     assert events[-1] is finals[0]
     assert all(p.start_ms == finals[0].start_ms and p.end_ms <= finals[0].end_ms for p in partials)
     assert [p.end_ms for p in partials] == sorted(p.end_ms for p in partials)
+    assert len(engine.calls) == len(events)  # no decode was wasted
 
 
 async def test_empty_text_emits_nothing() -> None:
