@@ -90,6 +90,8 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "TWILIO_API_URL": "Twilio REST base URL (unset = https://api.twilio.com; an emulator in tests)",
     "SWITCHBOARD_JOB_LEASE_S": "Seconds a post-call job stays claimed without renewal (a killed server's jobs are "
                                "taken over after this)",
+    "SWITCHBOARD_MAX_LOOP_LAG_S": "Event-loop lag (worst in the last second) above which /readyz answers 503 so a "
+                                  "load balancer sends new calls elsewhere",
     "SWITCHBOARD_INSTANCE_ID": "This instance's name on the calls it streams (unset = one made once and kept in the "
                                "data dir); on restart it finishes its own calls that were live when it died",
 }
@@ -140,6 +142,7 @@ class Settings:
     oncall_number: str | None = None
     twilio_api_url: str | None = None
     job_lease_s: float = 30.0
+    max_loop_lag_s: float = 0.25
     instance_id: str | None = None
     """None = the one kept in the data dir (:func:`switchboard.recovery.instance_id`)."""
 
@@ -162,6 +165,8 @@ class Settings:
             raise ConfigError(f"SWITCHBOARD_WISPR_STALL_S must be ≥ 3, got {self.wispr_stall_s}")
         if self.cloud_vad not in ("webrtc", "silero"):
             raise ConfigError(f"SWITCHBOARD_CLOUD_VAD must be 'webrtc' or 'silero', got {self.cloud_vad!r}")
+        if not self.max_loop_lag_s > 0:
+            raise ConfigError(f"SWITCHBOARD_MAX_LOOP_LAG_S must be > 0, got {self.max_loop_lag_s}")
         if self.breaker_failures < 1 or not self.breaker_cooldown_s > 0:
             raise ConfigError("SWITCHBOARD_BREAKER_FAILURES must be ≥ 1 and SWITCHBOARD_BREAKER_COOLDOWN_S > 0")
 
@@ -227,6 +232,7 @@ class Settings:
             oncall_number=env.get("ONCALL_NUMBER") or None,
             twilio_api_url=env.get("TWILIO_API_URL") or None,
             job_lease_s=_float(env, "SWITCHBOARD_JOB_LEASE_S", 30.0),
+            max_loop_lag_s=_float(env, "SWITCHBOARD_MAX_LOOP_LAG_S", 0.25),
             instance_id=env.get("SWITCHBOARD_INSTANCE_ID") or None,
         )
 

@@ -145,7 +145,13 @@ async def readyz(request: Request) -> Response:
     checks["segment_writer"] = _plain(services.writer.stats())
     checks["live"] = services.hub.stats()
     checks["calls_live"] = len(services.registry)
-    checks["event_loop"] = _plain(services.loop_lag.stats())
+    loop = _plain(services.loop_lag.stats())
+    # An overloaded instance stays up but asks for no new calls: the load balancer routes them to another one
+    # (its live calls go on; the lag monitor's clock already keeps providers from being blamed for it).
+    loop["overloaded"] = loop["lag_s"] > services.settings.max_loop_lag_s
+    loop["max_lag_allowed_s"] = services.settings.max_loop_lag_s
+    ok = ok and not loop["overloaded"]
+    checks["event_loop"] = loop
     checks["transcriber"] = services.transcriber.name
     checks["providers"] = _providers(services)
     if services.post_call is not None:
