@@ -14,7 +14,7 @@ the *receiver* turns messages into events. It calls ``recv()`` itself rather tha
 Finals are assembled as the protocol note says: ``is_final`` pieces are concatenated up to ``speech_final``,
 an ``UtteranceEnd``, a ``from_finalize`` result or the end of the stream, and emitted as one event; interims
 become partials. Deepgram's ``start``/``duration`` are seconds of the audio it received, mapped back to media
-time through the ``pts_ms`` of each push (:class:`_MediaClock`).
+time through the ``pts_ms`` of each push (:class:`MediaClock`).
 
 Errors, raised from the iterator after every event received before them: a 401/403 at connect is
 :class:`ProviderAuthError`; connect failures and time-outs, any close before ``end()`` (1011 ``NET-0000``/
@@ -49,6 +49,7 @@ from switchboard.transcribe.errors import (
     StreamClosedError,
     TranscriptionError,
 )
+from switchboard.transcribe.media_time import MediaClock
 
 if TYPE_CHECKING:
     from deepgram import AsyncDeepgramClient
@@ -65,37 +66,10 @@ UTTERANCE_END_MS: Final = 1500
 ENDPOINTING_MS: Final = 300
 
 
-class _MediaClock:
-    """Sample index in the audio sent to Deepgram → media ms, re-anchored wherever ``pts_ms`` jumps."""
-
-    def __init__(self, rate: int) -> None:
-        self.rate = rate
-        self._anchors: deque[tuple[int, int]] = deque()  # (sample index, pts_ms), increasing
-
-    def note(self, sample: int, pts_ms: int) -> None:
-        if not self._anchors or abs(self.ms(sample) - pts_ms) > 1:  # 1 ms of rounding is not a jump
-            self._anchors.append((sample, pts_ms))
-
-    def ms(self, sample: int) -> int:
-        anchor, pts = self._anchors[0] if self._anchors else (0, 0)
-        for a, p in self._anchors:
-            if a > sample:
-                break
-            anchor, pts = a, p
-        return pts + (sample - anchor) * 1000 // self.rate
-
-    def seconds_to_ms(self, seconds: float) -> int:
-        return self.ms(round(seconds * self.rate))
-
-    def drop_before(self, sample: int) -> None:
-        while len(self._anchors) > 1 and self._anchors[1][0] <= sample:
-            self._anchors.popleft()
-
-
 class _Assembler:
     """Sans-I/O: Deepgram ``Results``/``UtteranceEnd`` in, :class:`TranscriptEvent` out."""
 
-    def __init__(self, track: str, clock: _MediaClock) -> None:
+    def __init__(self, track: str, clock: MediaClock) -> None:
         self._track, self._clock = track, clock
         self._pieces: list[tuple[str, float, float, float]] = []  # transcript, start s, end s, confidence
 
@@ -156,7 +130,7 @@ class DeepgramStream:
         self._frame_bytes = FRAME_MS * self._bytes_per_ms
         self._max_backlog = max_backlog_ms * self._bytes_per_ms
         self._keepalive_s, self._close_timeout_s = keepalive_s, close_timeout_s
-        self._clock = _MediaClock(sample_rate)
+        self._clock = MediaClock(sample_rate)
         self._assembler = _Assembler(track, self._clock)
         self._audio = bytearray()
         self._pushed = self._sent = self._dropped = 0  # bytes

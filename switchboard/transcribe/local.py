@@ -29,6 +29,7 @@ from audio.endpoint import EndpointConfig, Endpointer, State, Utterance
 from audio.errors import InvalidPcmError, UnsupportedRateError
 from switchboard.transcribe.base import Pcm16, TranscriptEvent
 from switchboard.transcribe.errors import StreamClosedError
+from switchboard.transcribe.media_time import MediaClock, SampleLog
 from switchboard.transcribe.moonshine import RecognizerPool
 from switchboard.transcribe.vad import DetectorPool
 
@@ -39,65 +40,6 @@ PARTIAL_MAX_MS: Final = 4_000
 """Pseudo-partials re-decode the whole open utterance, whose cost grows super-linearly: stop past 4 s."""
 FRAMES_PER_STEP: Final = 64
 """Detector windows run before the iterator yields to the loop (~2 s of audio), so a backlog never hogs it."""
-
-
-class _SampleLog:
-    """int16 samples addressed by absolute index since the stream began; the front is dropped as it ages."""
-
-    def __init__(self, capacity: int = RATE) -> None:
-        self._buf = np.zeros(capacity, dtype=np.int16)
-        self._head = 0  # buf[_head:_tail] holds samples origin..end
-        self._tail = 0
-        self.origin = 0
-
-    @property
-    def end(self) -> int:
-        return self.origin + self._tail - self._head
-
-    def append(self, pcm: Pcm16) -> None:
-        n = len(pcm)
-        if self._tail + n > len(self._buf):
-            live = self._buf[self._head : self._tail]
-            size = max(len(self._buf), 2 * (len(live) + n))
-            buf = np.zeros(size, dtype=np.int16) if size > len(self._buf) else self._buf
-            buf[: len(live)] = live  # overlapping copy to the front is safe: numpy buffers the slice
-            self._buf, self._head, self._tail = buf, 0, len(live)
-        self._buf[self._tail : self._tail + n] = pcm
-        self._tail += n
-
-    def view(self, start: int, end: int) -> Pcm16:
-        """Samples ``[start, end)``; a view, valid until the next ``append``."""
-        if not self.origin <= start <= end <= self.end:
-            raise IndexError(f"samples [{start}, {end}) not held (have [{self.origin}, {self.end}))")
-        return self._buf[self._head + start - self.origin : self._head + end - self.origin]
-
-    def drop_before(self, index: int) -> None:
-        keep_from = min(max(index, self.origin), self.end)
-        self._head += keep_from - self.origin
-        self.origin = keep_from
-
-
-class _MediaClock:
-    """Sample index → media ms, re-anchored wherever pushed ``pts_ms`` jumps away from the sample count."""
-
-    def __init__(self) -> None:
-        self._anchors: deque[tuple[int, int]] = deque()  # (sample index, pts_ms), increasing
-
-    def note(self, sample: int, pts_ms: int) -> None:
-        if not self._anchors or abs(self.ms(sample) - pts_ms) > 1:  # 1 ms of rounding is not a jump
-            self._anchors.append((sample, pts_ms))
-
-    def ms(self, sample: int) -> int:
-        anchor, pts = self._anchors[0]
-        for a, p in self._anchors:
-            if a > sample:
-                break
-            anchor, pts = a, p
-        return pts + (sample - anchor) * 1000 // RATE
-
-    def drop_before(self, sample: int) -> None:
-        while len(self._anchors) > 1 and self._anchors[1][0] <= sample:
-            self._anchors.popleft()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +73,8 @@ class LocalStream:
         self._partial_every = partial_interval_ms * RATE // 1000
         self._next_partial: int | None = None
         self._provider = provider
-        self._log = _SampleLog()
-        self._clock = _MediaClock()
+        self._log = SampleLog(RATE)
+        self._clock = MediaClock(RATE)
         self._jobs: deque[_Job] = deque()
         self._inflight: tuple[_Job, asyncio.Future[str]] | None = None
         self._wakeup: asyncio.Future[None] | None = None

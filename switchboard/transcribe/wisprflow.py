@@ -35,7 +35,7 @@ from audio.endpoint import EndpointConfig, Endpointer, Utterance
 from audio.errors import InvalidPcmError, UnsupportedRateError
 from switchboard.transcribe.base import Pcm16, TranscriptEvent
 from switchboard.transcribe.errors import StreamClosedError, TranscriptionError
-from switchboard.transcribe.local import _MediaClock, _SampleLog
+from switchboard.transcribe.media_time import MediaClock, SampleLog
 from switchboard.transcribe.vad import DetectorPool, cloud_detectors
 from switchboard.transcribe.wisprflow_session import Session, SessionConfig, SessionState, SessionSupply
 from switchboard.transcribe.wisprflow_wire import PROVIDER, RATE
@@ -92,7 +92,7 @@ class WisprFlowStream:
         search = max(min(endpoint.samples(endpoint.cut_search_ms), endpoint.samples(endpoint.max_utterance_ms) // 2), 1)
         self._eager_span = endpoint.samples(endpoint.max_utterance_ms) - search - 2 * detector.frame_samples
         self._max_backlog = max_backlog_ms * RATE // 1000
-        self._log, self._clock = _SampleLog(), _MediaClock()
+        self._log, self._clock = SampleLog(RATE), MediaClock(RATE)
         self._sessions = SessionSupply(config, self._wake, warm_ttl_s)
         self._open: _Utterance | None = None
         self._order: deque[_Utterance] = deque()  # committed ones, then the open one; finals leave from the left

@@ -24,13 +24,14 @@ from audio.errors import InvalidPcmError
 from audio.resample import StreamResampler
 from audio.wav import read_tracks
 from switchboard.transcribe.base import Transcriber, TranscriptEvent, TranscriptStream
-from switchboard.transcribe.deepgram import DeepgramStream, DeepgramTranscriber, _Assembler, _MediaClock
+from switchboard.transcribe.deepgram import DeepgramStream, DeepgramTranscriber, _Assembler
 from switchboard.transcribe.errors import (
     ProviderAuthError,
     ProviderUnavailable,
     RecognitionFailed,
     StreamClosedError,
 )
+from switchboard.transcribe.media_time import MediaClock
 from switchboard.transcribe.wer import wer
 from tests.emulators.deepgram_server import DeepgramEmulator, Fault, FaultKind
 from tests.emulators.recognizer import EmulatorRecognizer, ScriptedRecognizer
@@ -364,7 +365,7 @@ def results(text: str, start: float, duration: float, *, final: bool = True, spe
 
 
 def test_assembler_joins_is_final_pieces_up_to_speech_final_or_utterance_end() -> None:
-    clock = _MediaClock(RATE)
+    clock = MediaClock(RATE)
     clock.note(0, 1_000)
     asm = _Assembler("inbound", clock)
     assert [e.text for e in asm.results(results("my add", 0.5, 0.4, final=False))] == ["my add"]
@@ -381,7 +382,7 @@ def test_assembler_joins_is_final_pieces_up_to_speech_final_or_utterance_end() -
 
 
 def test_media_clock_maps_stream_seconds_through_pts_jumps() -> None:
-    clock = _MediaClock(RATE)
+    clock = MediaClock(RATE)
     clock.note(0, 200)
     clock.note(RATE, 1_200)  # contiguous: no new anchor
     clock.note(2 * RATE, 10_000)  # a jump
