@@ -11,19 +11,15 @@ See ``shared/protocols/openai.md`` for the wire shapes this follows.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import itertools
 import json
-import socket
-import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from switchboard.extract.errors import InvalidTranscript
 from switchboard.extract.offline import extract_facts
 from switchboard.extract.schema import Transcript, Turn
+from tests.emulators.http_loopback import LoopbackHttpServer, Response
 
 MODEL = "gpt-4o-mini-2024-07-18"
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
@@ -76,117 +72,41 @@ class RecordedRequest:
         return int(self.headers.get("x-stainless-retry-count", "0"))
 
 
-@dataclass
-class _Response:
-    status: int
-    body: bytes
-    headers: list[tuple[str, str]] = field(default_factory=list)
+_Response = Response
 
 
-class OpenAIEmulator:
+class OpenAIEmulator(LoopbackHttpServer[Fault, RecordedRequest]):
     """``async with OpenAIEmulator() as emu: AsyncOpenAI(base_url=emu.base_url, api_key=emu.api_key)``."""
 
+    reasons = _REASONS
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str = "test-key") -> None:
-        self.host, self.port, self.api_key = host, port, api_key
-        self.requests: list[RecordedRequest] = []
+        super().__init__(host, port)
+        self.api_key = api_key
         self.scripted: dict[str, Any] | None = None
-        self._faults: list[tuple[Fault, int | None]] = []
-        self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._closing = asyncio.Event()
-        self._ids = itertools.count(1)
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
-    def inject(self, fault: Fault, times: int | None = 1) -> None:
-        """Apply ``fault`` to the next ``times`` requests (None: every request until :meth:`clear`)."""
-        self._faults.append((fault, times))
-
     def clear(self) -> None:
-        self._faults.clear()
+        super().clear()
         self.scripted = None
 
-    async def __aenter__(self) -> OpenAIEmulator:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
+    def _refuse(self, method: str, headers: dict[str, str]) -> _Response | None:
+        return None if "content-length" in headers else _error(411, "Content-Length required")
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        # Handlers are ended by closing their connections, not cancelled: on Python 3.11 asyncio logs an error
-        # for every cancelled client-connected task.
-        assert self._server is not None
-        self._server.close()
-        self._closing.set()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        async with asyncio.timeout(5):
-            await asyncio.gather(*self._handlers)
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        self._writers.add(writer)
-        try:
-            while await self._one(reader, writer):
-                pass
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client went away (e.g. it timed out and retried on a new connection)
-        finally:
-            self._handlers.discard(task)
-            self._writers.discard(writer)
-            writer.close()
-
-    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        """Serve one request; False when the connection is finished."""
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
-            return False
-        lines = head.decode("latin-1").split("\r\n")
-        method, path, _ = lines[0].split(" ", 2)
-        headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
-        if "content-length" not in headers:
-            await self._write(writer, _error(411, "Content-Length required"))
-            return False
-        raw = await reader.readexactly(int(headers["content-length"]))
+    def _record(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> RecordedRequest:
         try:
             body: Any = json.loads(raw) if raw else None
         except json.JSONDecodeError:
             body = None
-        record = RecordedRequest(method, path.split("?")[0], headers, body)
-        self.requests.append(record)
-        fault = self._next_fault()
-        record.fault = fault.kind if fault else None
-        if fault is not None and fault.kind == "reset":
-            sock = writer.get_extra_info("socket")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            writer.transport.abort()
-            return False
-        if fault is not None and fault.kind == "slow":
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), fault.delay_s)
-            if self._closing.is_set():
-                return False
-        response = self._respond(record, fault)
-        record.status = response.status
-        await self._write(writer, response)
-        return headers.get("connection", "").lower() != "close"
+        return RecordedRequest(method, target.split("?")[0], headers, body)
 
-    def _next_fault(self) -> Fault | None:
-        if not self._faults:
-            return None
-        fault, times = self._faults[0]
-        if times is not None:
-            if times <= 1:
-                self._faults.pop(0)
-            else:
-                self._faults[0] = (fault, times - 1)
-        return fault
+    def _headers(self, response: _Response) -> list[str]:
+        return ["content-type: application/json", f"content-length: {len(response.body)}",
+                f"x-request-id: req_emu{next(self._ids)}", "openai-processing-ms: 1",
+                "x-ratelimit-limit-requests: 10000", "x-ratelimit-remaining-requests: 9999"]
 
     def _respond(self, request: RecordedRequest, fault: Fault | None) -> _Response:
         if request.path != "/v1/chat/completions":
@@ -236,15 +156,6 @@ class OpenAIEmulator:
         }
         encoded = json.dumps(completion).encode()
         return _Response(200, encoded[: len(encoded) // 2] if kind == "truncated_body" else encoded)
-
-    async def _write(self, writer: asyncio.StreamWriter, response: _Response) -> None:
-        head = [f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Error')}",
-                "content-type: application/json", f"content-length: {len(response.body)}",
-                f"x-request-id: req_emu{next(self._ids)}", "openai-processing-ms: 1",
-                "x-ratelimit-limit-requests: 10000", "x-ratelimit-remaining-requests: 9999",
-                *(f"{k}: {v}" for k, v in response.headers)]
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
-        await writer.drain()
 
 
 def validate_request(body: Any) -> tuple[str | None, str] | None:

@@ -11,19 +11,16 @@ Point the client at it with ``client.api.base_url = emu.base_url`` (``shared/pro
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
-import itertools
 import json
 import re
-import socket
-import struct
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.emulators.http_loopback import LoopbackHttpServer, Response
 
 _PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-f]{32})/(?P<resource>Messages|Calls)\.json$")
 _E164 = re.compile(r"^\+[1-9]\d{7,14}$")
@@ -87,114 +84,35 @@ class RecordedRequest:
     status: int | None = None
 
 
-@dataclass
-class _Response:
-    status: int
-    body: bytes
-    headers: list[tuple[str, str]] = field(default_factory=list)
+_Response = Response
 
 
-class TwilioRestEmulator:
+class TwilioRestEmulator(LoopbackHttpServer[Fault, RecordedRequest]):
     """``async with TwilioRestEmulator() as emu:`` then a ``twilio.rest.Client(emu.account_sid, emu.auth_token)``
     with ``api.base_url = emu.base_url``."""
 
+    reasons = _REASONS
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, account_sid: str | None = None,
                  auth_token: str = "emulator-token") -> None:  # fmt: skip
-        self.host, self.port = host, port
+        super().__init__(host, port)
         self.account_sid = account_sid or f"AC{uuid.uuid4().hex}"
         self.auth_token = auth_token
-        self.requests: list[RecordedRequest] = []
         self.messages: list[dict[str, Any]] = []
         self.calls: list[dict[str, Any]] = []
-        self._faults: list[tuple[Fault, int | None]] = []
-        self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._closing = asyncio.Event()
-        self._ids = itertools.count(1)
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def inject(self, fault: Fault, times: int | None = 1) -> None:
-        """Apply ``fault`` to the next ``times`` requests (None: every request until :meth:`clear`)."""
-        self._faults.append((fault, times))
-
-    def clear(self) -> None:
-        self._faults.clear()
-
-    async def __aenter__(self) -> TwilioRestEmulator:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        self._closing.set()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        async with asyncio.timeout(5):
-            await asyncio.gather(*self._handlers)
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        self._writers.add(writer)
-        try:
-            while await self._one(reader, writer):
-                pass
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client went away (timed out, or the session closed)
-        finally:
-            self._handlers.discard(task)
-            self._writers.discard(writer)
-            writer.close()
-
-    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        """Serve one request; False when the connection is finished."""
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
-            return False
-        lines = head.decode("latin-1").split("\r\n")
-        method, target, _ = lines[0].split(" ", 2)
-        headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
-        raw = await reader.readexactly(int(headers.get("content-length", "0")))
+    def _record(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> RecordedRequest:
         url = urlsplit(target)
-        record = RecordedRequest(method, url.path, dict(parse_qsl(url.query, keep_blank_values=True)),
-                                 dict(parse_qsl(raw.decode(), keep_blank_values=True)), headers)  # fmt: skip
-        self.requests.append(record)
-        fault = self._next_fault()
-        record.fault = fault.kind if fault else None
-        if fault is not None and fault.kind == "reset":
-            sock = writer.get_extra_info("socket")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            writer.transport.abort()
-            return False
-        if fault is not None and fault.kind == "slow":
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), fault.delay_s)
-            if self._closing.is_set():
-                return False
-        response = self._respond(record, fault)
-        record.status = response.status
-        await self._write(writer, response)
-        return headers.get("connection", "").lower() != "close"
+        return RecordedRequest(method, url.path, dict(parse_qsl(url.query, keep_blank_values=True)),
+                               dict(parse_qsl(raw.decode(), keep_blank_values=True)), headers)  # fmt: skip
 
-    def _next_fault(self) -> Fault | None:
-        if not self._faults:
-            return None
-        fault, times = self._faults[0]
-        if times is not None:
-            if times <= 1:
-                self._faults.pop(0)
-            else:
-                self._faults[0] = (fault, times - 1)
-        return fault
+    def _headers(self, response: _Response) -> list[str]:
+        return ["content-type: application/json; charset=utf-8", f"content-length: {len(response.body)}",
+                f"twilio-request-id: RQ{next(self._ids):032x}"]
 
     def _respond(self, request: RecordedRequest, fault: Fault | None) -> _Response:
         match = _PATH.match(request.path)
@@ -279,17 +197,6 @@ class TwilioRestEmulator:
         return {"sid": sid, "account_sid": account, "api_version": "2010-04-01", "date_created": now,
                 "date_updated": now, "uri": f"/2010-04-01/Accounts/{account}/{kind}/{sid}.json",
                 "subresource_uris": {}}  # fmt: skip
-
-    async def _write(self, writer: asyncio.StreamWriter, response: _Response) -> None:
-        head = [
-            f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Error')}",
-            "content-type: application/json; charset=utf-8",
-            f"content-length: {len(response.body)}",
-            f"twilio-request-id: RQ{next(self._ids):032x}",
-            *(f"{k}: {v}" for k, v in response.headers),
-        ]
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
-        await writer.drain()
 
 
 def _error(status: int, code: int, message: str) -> _Response:
