@@ -27,8 +27,9 @@ API_TOKEN = "e2e-api-token"
 
 
 @dataclass(frozen=True)
-class Server:
-    settings: Settings
+class Endpoint:
+    """Where a server answers (in this process or a ``switchboard serve`` subprocess)."""
+
     base: str
     target: Target
 
@@ -38,6 +39,11 @@ class Server:
 
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+@dataclass(frozen=True)
+class Server(Endpoint):
+    settings: Settings
 
 
 def free_port() -> int:
@@ -76,7 +82,7 @@ async def running_server(dsn: str, data_dir: Path, *, recognizers: RecognizerPoo
                 task.result()
             await asyncio.sleep(0.05)
     try:
-        yield Server(settings, base, Target(base, base, AUTH_TOKEN, API_TOKEN))
+        yield Server(base, Target(base, base, AUTH_TOKEN, API_TOKEN), settings)
     finally:
         uv.should_exit = True
         await task

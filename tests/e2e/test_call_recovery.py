@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from switchboard.recovery import RECOVERED_REASON
 from switchboard.replay.twilio_fake import Target
 from switchboard.store import PgStore
 from switchboard.twilio.signature import sign_websocket
-from tests.e2e.conftest import API_TOKEN, AUTH_TOKEN, free_port, fresh_database
+from tests.e2e.conftest import API_TOKEN, AUTH_TOKEN, Endpoint, free_port, fresh_database
 from tests.e2e.test_media_errors import Call, tone
 from tests.e2e.test_server_crash import start_server
 
@@ -31,21 +30,6 @@ pytestmark = pytest.mark.e2e
 
 FRAMES = 150  # 3 s per track
 SECOND = 2 * 8000  # bytes of one second of stereo μ-law
-
-
-@dataclass
-class Endpoint:
-    """What :class:`Call` needs of a server."""
-
-    base: str
-    target: Target
-
-    @property
-    def ws_base(self) -> str:
-        return self.base.replace("http://", "ws://")
-
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 async def poll(http: httpx.AsyncClient, call_sid: str, done: Any, within_s: float = 60) -> dict[str, Any]:
