@@ -26,6 +26,7 @@ from audio.errors import AudioError
 from audio.wav import repair
 from switchboard.archive.base import recording_key
 from switchboard.store.base import CallRecord, Store
+from switchboard.store.errors import StoreError
 
 if TYPE_CHECKING:
     from switchboard.postcall import PostCall
@@ -59,7 +60,11 @@ async def recover_orphaned_calls(store: Store, instance: str, data_dir: Path,
     """End every call ``instance`` was streaming when it died; returns their CallSids."""
     finished = []
     for call in await store.orphaned_calls(instance):
-        await _finish(store, call, data_dir, post_call)
+        try:
+            await _finish(store, call, data_dir, post_call)
+        except StoreError as exc:  # one call's row must not keep the instance from starting; the next start retries
+            log.error("call %s: could not be finished after the restart: %s", call.call_sid, exc)
+            continue
         finished.append(call.call_sid)
     if finished:
         log.warning("finished %d call(s) that were live when this instance stopped: %s", len(finished),
