@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
+from switchboard.call.registry import CallRegistry
 from switchboard.config import Settings
 from switchboard.live import InMemoryHub
 from switchboard.loop_lag import LoopLagMonitor
 from switchboard.metrics import Metrics
 from switchboard.postcall import build_post_call
 from switchboard.recovery import instance_id, recover_orphaned_calls
-from switchboard.registry import CallRegistry
 from switchboard.routes import api, live_ws, media_ws, twilio_http
 from switchboard.services import Services
 from switchboard.store.embedded import EmbeddedPostgres

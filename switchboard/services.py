@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from switchboard.call.registry import CallRegistry
+from switchboard.call.session import SessionDeps
 from switchboard.config import Settings
 from switchboard.live import InMemoryHub
 from switchboard.loop_lag import LoopLagMonitor
 from switchboard.metrics import Metrics
 from switchboard.postcall import PostCall
-from switchboard.registry import CallRegistry
-from switchboard.session import SessionDeps
 from switchboard.store.base import Store
 from switchboard.store.writer import SegmentWriter
 from switchboard.transcribe.base import Transcriber

@@ -9,9 +9,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
+from switchboard.call.session import SPEAKERS
 from switchboard.routes.auth import authorized
 from switchboard.services import Services
-from switchboard.session import SPEAKERS
 from switchboard.store.base import CallRecord, Segment
 from switchboard.store.errors import StoreError
 from switchboard.twilio_ids import is_call_sid

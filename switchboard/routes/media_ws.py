@@ -12,9 +12,9 @@ from collections.abc import Mapping
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from switchboard.registry import DuplicateCall
+from switchboard.call.registry import DuplicateCall
+from switchboard.call.session import CallSession
 from switchboard.services import Services
-from switchboard.session import CallSession
 from switchboard.tokens import check_stream_token
 from switchboard.twilio.errors import ProtocolViolation
 from switchboard.twilio.media_stream import Media, MediaStream, Start, Stop

@@ -24,11 +24,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from switchboard.archive.base import recording_key
+from switchboard.call.pipeline import TrackPipeline
+from switchboard.call.recorder import TRACKS, StereoRecorder
 from switchboard.live import TranscriptHub
 from switchboard.live_extraction import LiveExtraction
 from switchboard.metrics import Metrics
-from switchboard.pipeline import TrackPipeline
-from switchboard.recorder import TRACKS, StereoRecorder
 from switchboard.store.base import Segment, Store
 from switchboard.store.errors import StoreError
 from switchboard.store.writer import SegmentWriter
