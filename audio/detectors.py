@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from audio.errors import AudioError, InvalidPcmError, UnsupportedRateError
+from audio.pcm import check_pcm
 
 if TYPE_CHECKING:
     import webrtcvad
@@ -52,8 +53,7 @@ class ResettableDetector(SpeechDetector, Protocol):
 
 def check_frame(frame: object, frame_samples: int) -> Pcm:
     """``frame`` if it is a 1-D int16 array of ``frame_samples`` samples, else raise InvalidPcmError."""
-    if not isinstance(frame, np.ndarray) or frame.dtype != np.int16 or frame.ndim != 1:
-        raise InvalidPcmError(f"expected a 1-D int16 ndarray frame, got {_describe(frame)}")
+    frame = check_pcm(frame)
     if frame.shape[0] != frame_samples:
         raise InvalidPcmError(f"expected a frame of {frame_samples} samples, got {frame.shape[0]}")
     return frame
@@ -63,8 +63,7 @@ def frames(pcm: Pcm, frame_samples: int, *, pad: bool = False) -> Iterator[Pcm]:
     """Consecutive ``frame_samples`` views of ``pcm``; a short tail is dropped, or zero-padded if ``pad``."""
     if frame_samples <= 0:
         raise AudioError(f"frame_samples must be positive, got {frame_samples}")
-    if not isinstance(pcm, np.ndarray) or pcm.dtype != np.int16 or pcm.ndim != 1:
-        raise InvalidPcmError(f"expected 1-D int16 PCM, got {_describe(pcm)}")
+    check_pcm(pcm)
     whole = len(pcm) - len(pcm) % frame_samples
     for start in range(0, whole, frame_samples):
         yield pcm[start : start + frame_samples]
@@ -72,12 +71,6 @@ def frames(pcm: Pcm, frame_samples: int, *, pad: bool = False) -> Iterator[Pcm]:
         tail = np.zeros(frame_samples, dtype=np.int16)
         tail[: len(pcm) - whole] = pcm[whole:]
         yield tail
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, np.ndarray):
-        return f"ndarray(dtype={value.dtype}, shape={value.shape})"
-    return type(value).__name__
 
 
 def _frame_samples(sample_rate: int, frame_ms: int) -> int:

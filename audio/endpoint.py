@@ -34,7 +34,7 @@ class IllegalTransitionError(AudioError):
     """An event the endpointer's state machine does not take in its current state (a bug, not bad input)."""
 
 
-class State(enum.Enum):
+class EndpointState(enum.Enum):
     SILENCE = "silence"
     SPEECH = "speech"
     HANGOVER = "hangover"
@@ -44,34 +44,34 @@ class State(enum.Enum):
     __hash__ = object.__hash__
 
 
-class Event(enum.Enum):
+class EndpointEvent(enum.Enum):
     LOUD = "loud"  # p >= threshold
     SOFT = "soft"  # threshold - hysteresis <= p < threshold
     QUIET = "quiet"  # p < threshold - hysteresis
     EXPIRED = "expired"  # the hangover has run out
     FLUSH = "flush"
 
-    __hash__ = object.__hash__  # see State
+    __hash__ = object.__hash__  # see EndpointState
 
 
-_TRANSITIONS: Final[dict[tuple[State, Event], State]] = {
-    (State.SILENCE, Event.LOUD): State.SPEECH,
-    (State.SILENCE, Event.SOFT): State.SILENCE,
-    (State.SILENCE, Event.QUIET): State.SILENCE,
-    (State.SILENCE, Event.FLUSH): State.SILENCE,
-    (State.SPEECH, Event.LOUD): State.SPEECH,
-    (State.SPEECH, Event.SOFT): State.SPEECH,
-    (State.SPEECH, Event.QUIET): State.HANGOVER,
-    (State.SPEECH, Event.FLUSH): State.SILENCE,
-    (State.HANGOVER, Event.LOUD): State.SPEECH,
-    (State.HANGOVER, Event.SOFT): State.HANGOVER,
-    (State.HANGOVER, Event.QUIET): State.HANGOVER,
-    (State.HANGOVER, Event.EXPIRED): State.SILENCE,
-    (State.HANGOVER, Event.FLUSH): State.SILENCE,
+_TRANSITIONS: Final[dict[tuple[EndpointState, EndpointEvent], EndpointState]] = {
+    (EndpointState.SILENCE, EndpointEvent.LOUD): EndpointState.SPEECH,
+    (EndpointState.SILENCE, EndpointEvent.SOFT): EndpointState.SILENCE,
+    (EndpointState.SILENCE, EndpointEvent.QUIET): EndpointState.SILENCE,
+    (EndpointState.SILENCE, EndpointEvent.FLUSH): EndpointState.SILENCE,
+    (EndpointState.SPEECH, EndpointEvent.LOUD): EndpointState.SPEECH,
+    (EndpointState.SPEECH, EndpointEvent.SOFT): EndpointState.SPEECH,
+    (EndpointState.SPEECH, EndpointEvent.QUIET): EndpointState.HANGOVER,
+    (EndpointState.SPEECH, EndpointEvent.FLUSH): EndpointState.SILENCE,
+    (EndpointState.HANGOVER, EndpointEvent.LOUD): EndpointState.SPEECH,
+    (EndpointState.HANGOVER, EndpointEvent.SOFT): EndpointState.HANGOVER,
+    (EndpointState.HANGOVER, EndpointEvent.QUIET): EndpointState.HANGOVER,
+    (EndpointState.HANGOVER, EndpointEvent.EXPIRED): EndpointState.SILENCE,
+    (EndpointState.HANGOVER, EndpointEvent.FLUSH): EndpointState.SILENCE,
 }
 
 
-def next_state(state: State, event: Event) -> State:
+def next_state(state: EndpointState, event: EndpointEvent) -> EndpointState:
     """Look ``event`` up in the transition table; a move the table lacks is a bug and raises."""
     try:
         return _TRANSITIONS[state, event]
@@ -168,7 +168,7 @@ class Endpointer:
         self._search = max(min(c.samples(c.cut_search_ms), self._max_len // 2), 1)
         self._on = c.threshold
         self._off = c.threshold - c.hysteresis
-        self._state = State.SILENCE
+        self._state = EndpointState.SILENCE
         self._position = 0
         self._floor = 0  # end of the last emitted utterance: the next one may not start before it
         self._start = 0  # raw start of the open utterance
@@ -181,13 +181,13 @@ class Endpointer:
         self._history: deque[tuple[int, int, float, bool]] = deque()
 
     @property
-    def state(self) -> State:
+    def state(self) -> EndpointState:
         return self._state
 
     @property
     def in_speech(self) -> bool:
         """True while an utterance is open (speech or its hangover)."""
-        return self._state is not State.SILENCE
+        return self._state is not EndpointState.SILENCE
 
     @property
     def position(self) -> int:
@@ -227,14 +227,15 @@ class Endpointer:
         end = self._position = begin + n
         was = self._state
         if probability >= self._on:
-            state = self._state = next_state(was, Event.LOUD)
+            state = self._state = next_state(was, EndpointEvent.LOUD)
         else:
-            state = self._state = next_state(was, Event.SOFT if probability >= self._off else Event.QUIET)
-        if state is State.SILENCE:
+            event = EndpointEvent.SOFT if probability >= self._off else EndpointEvent.QUIET
+            state = self._state = next_state(was, event)
+        if state is EndpointState.SILENCE:
             return []
-        if was is State.SILENCE:
+        if was is EndpointState.SILENCE:
             self._open(begin, continuation=False)
-        speech = state is State.SPEECH
+        speech = state is EndpointState.SPEECH
         if speech:
             self._speech += n
             self._speech_end = end
@@ -243,8 +244,8 @@ class Endpointer:
         if history[0][1] <= end - self._search and len(history) > 1:
             # One in, at most one out: the count grows only while every frame is inside the cut search window.
             history.popleft()
-        if state is State.HANGOVER and end - self._speech_end >= self._hangover:
-            self._state = next_state(state, Event.EXPIRED)
+        if state is EndpointState.HANGOVER and end - self._speech_end >= self._hangover:
+            self._state = next_state(state, EndpointEvent.EXPIRED)
             return self._close()
         if end - self._from >= self._max_len:
             return [self._force_cut()]
@@ -253,8 +254,8 @@ class Endpointer:
     def flush(self) -> list[Utterance]:
         """End of stream: close the open utterance (emitted if it has enough speech); positions carry on."""
         was = self._state
-        self._state = next_state(was, Event.FLUSH)
-        return [] if was is State.SILENCE else self._close()
+        self._state = next_state(was, EndpointEvent.FLUSH)
+        return [] if was is EndpointState.SILENCE else self._close()
 
     def _open(self, start: int, continuation: bool) -> None:
         self._start = start

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
+from switchboard.transcribe.wisprflow_wire import PRODUCTION_URL
+
 
 class ConfigError(ValueError):
     """A setting is missing or invalid; the message names the variable."""
@@ -96,8 +98,6 @@ ENV_VARS: Final[Mapping[str, str]] = {
                                "data dir); on restart it finishes its own calls that were live when it died",
 }
 
-WISPR_PRODUCTION_URL: Final = "wss://platform-api.wisprflow.ai/api/v1/dash/ws"
-
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -122,7 +122,7 @@ class Settings:
     live_queue: int = 1000
     log_level: str = "INFO"
     wisprflow_api_key: Secret | None = None
-    wispr_ws_url: str = WISPR_PRODUCTION_URL
+    wispr_ws_url: str = PRODUCTION_URL
     deepgram_api_key: Secret | None = None
     deepgram_url: str | None = None
     """None = Deepgram's production endpoint."""
@@ -213,7 +213,7 @@ class Settings:
             live_queue=_int(env, "SWITCHBOARD_LIVE_QUEUE", 1000),
             log_level=env.get("SWITCHBOARD_LOG_LEVEL", "INFO").upper(),
             wisprflow_api_key=Secret(wispr_key) if wispr_key else None,
-            wispr_ws_url=env.get("WISPR_WS_URL") or WISPR_PRODUCTION_URL,
+            wispr_ws_url=env.get("WISPR_WS_URL") or PRODUCTION_URL,
             deepgram_api_key=Secret(deepgram_key) if deepgram_key else None,
             deepgram_url=env.get("DEEPGRAM_URL") or None,
             stt_stall_s=_float(env, "SWITCHBOARD_STT_STALL_S", 4.0),

@@ -19,7 +19,7 @@ from .base import (
 )
 from .errors import ArchiveError, ArchiveRejected, ArchiveSourceError, ArchiveSpoolError, ArchiveUnavailable
 from .local import LocalArchive
-from .spool import ArchiveSpool, SpoolEntry, SpoolStats, backoff_delay
+from .spool import ArchiveSpool, SpoolEntry, SpoolStats
 
 __all__ = [
     "JSON_CONTENT_TYPE",
@@ -35,7 +35,6 @@ __all__ = [
     "LocalArchive",
     "SpoolEntry",
     "SpoolStats",
-    "backoff_delay",
     "recording_key",
     "transcript_key",
     "validate_key",

@@ -36,6 +36,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from switchboard.backoff import backoff_s
+
 from .base import Archive, ArchivedObject, validate_key
 from .errors import ArchiveError, ArchiveSourceError, ArchiveSpoolError
 from .local import write_atomic
@@ -98,12 +100,6 @@ class SpoolStats:
     consecutive_failures: int
     last_error: str | None
     next_retry_in_s: float | None
-
-
-def backoff_delay(failures: int, min_s: float, max_s: float, rng: random.Random) -> float:
-    """Seconds to wait after ``failures`` consecutive retryable failures (≥ 1); see the module docstring."""
-    ceiling = min(max_s, min_s * 2.0 ** min(failures - 1, 60))
-    return max(min_s, rng.uniform(ceiling / 2, ceiling))
 
 
 @dataclass(slots=True)
@@ -270,7 +266,7 @@ class ArchiveSpool:
         st.consecutive += 1
         st.attempts[entry.id] = st.attempts.get(entry.id, 0) + 1
         st.last_error = f"{entry.key}: {exc}"
-        delay = backoff_delay(st.consecutive, *self._retry, self._rng)
+        delay = backoff_s(st.consecutive, *self._retry, self._rng)
         st.retry_at = self._clock() + delay
         _log.warning("archive upload of %s failed (%s); retry #%d in %.1fs", entry.key, exc, st.consecutive, delay)
         with contextlib.suppress(TimeoutError):  # the timeout is the normal end of a backoff

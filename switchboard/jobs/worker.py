@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from switchboard.archive.spool import backoff_delay
+from switchboard.backoff import backoff_s
 from switchboard.store.errors import StoreUnavailable
 
 from .errors import PermanentJobError
@@ -47,7 +47,7 @@ class RetryPolicy:
     max_s: float = 600.0
 
     def delay(self, attempt: int, rng: random.Random) -> float:
-        return backoff_delay(attempt, self.base_s, self.max_s, rng)
+        return backoff_s(attempt, self.base_s, self.max_s, rng)
 
 
 @dataclass(slots=True)

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import orjson
 
+from switchboard.backoff import backoff_s
+
 from .base import Segment, Store
 from .errors import SpoolError, StoreError, StoreUnavailable
 
@@ -122,7 +124,7 @@ class SegmentWriter:
         self._stopped = asyncio.Event()
         self._running = self._closing = self._finished = False
         self._degraded = self._spool_pending = False
-        self._backoff_s = self._retry_min_s
+        self._streak = 0  # consecutive retryable failures: the backoff grows with it
         self._retry_at = 0.0
         self._written = self._spooled = self._replayed = self._rejected = self._failures = 0
         self._last_error: str | None = None
@@ -289,7 +291,7 @@ class SegmentWriter:
             _log.info("replayed %d spooled segments from %s", len(segments), path.name)
         if self._degraded:
             _log.warning("store available again after %d failures", self._failures)
-        self._degraded, self._backoff_s = False, self._retry_min_s
+        self._degraded, self._streak = False, 0
         self._spool_pending = await asyncio.to_thread(self._spool.has_pending)
 
     def _failed(self, exc: StoreError, loop: asyncio.AbstractEventLoop) -> None:
@@ -299,8 +301,8 @@ class SegmentWriter:
             if not self._degraded:
                 _log.warning("store unavailable, spooling segments to %s: %s", self._spool.directory, exc)
             self._degraded = True
-            self._retry_at = loop.time() + self._backoff_s
-            self._backoff_s = min(self._backoff_s * 2, self._retry_max_s)
+            self._streak += 1
+            self._retry_at = loop.time() + backoff_s(self._streak, self._retry_min_s, self._retry_max_s)
 
     async def _to_spool(self, segments: Sequence[Segment]) -> None:
         await asyncio.to_thread(self._spool.append, segments)

@@ -13,10 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-import numpy as np
-import numpy.typing as npt
-
-Pcm16 = npt.NDArray[np.int16]
+from audio.pcm import Pcm16, check_pcm
+from switchboard.transcribe.errors import StreamClosedError
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,4 +63,11 @@ class Transcriber(Protocol):
     async def open(self, track: str, sample_rate: int) -> TranscriptStream: ...
 
 
-__all__ = ["Pcm16", "Transcriber", "TranscriptEvent", "TranscriptStream"]
+def check_push(pcm: object, *, ended: bool, track: str, provider: str) -> Pcm16:
+    """The checks every ``push`` makes: the stream still takes audio, and ``pcm`` is 1-D int16."""
+    if ended:
+        raise StreamClosedError(f"push after end/aclose on track {track!r}", provider=provider)
+    return check_pcm(pcm)
+
+
+__all__ = ["Pcm16", "Transcriber", "TranscriptEvent", "TranscriptStream", "check_push"]

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from switchboard.backoff import backoff_s
+
 
 class BreakerState(StrEnum):
     CLOSED = "closed"
@@ -66,6 +68,8 @@ class _Breaker:
     opened_at: float | None = None
     cooldown_s: float = 0.0
     probe_at: float | None = None
+    trips: int = 0
+    """Consecutive trips without a successful probe between them: each one doubles the cooldown."""
 
     def tick(self, now: float) -> None:
         """Apply the transitions that only need time: OPEN → HALF_OPEN, a lost probe, an aged window."""
@@ -90,7 +94,7 @@ class _Breaker:
         self.successes += 1
         if self.state is BreakerState.HALF_OPEN:
             self.state, self.opened_at, self.probe_at = BreakerState.CLOSED, None, None
-            self.cooldown_s = self.config.cooldown_s
+            self.cooldown_s, self.trips = self.config.cooldown_s, 0
             self.recent.clear()
 
     def failure(self, now: float, reason: str, retryable: bool) -> None:
@@ -98,14 +102,17 @@ class _Breaker:
         self.failures += 1
         self.last_error = reason
         if self.state is BreakerState.HALF_OPEN:
-            self._open(now, min(self.cooldown_s * 2, self.config.max_cooldown_s))
+            self._open(now)
         elif self.state is BreakerState.CLOSED:
             self.recent.append(now)
             if not retryable or len(self.recent) >= self.config.failure_threshold:
-                self._open(now, self.config.cooldown_s)
+                self.trips = 0
+                self._open(now)
         # OPEN: a straggler from a call that started before the trip; the cooldown runs on unchanged.
 
-    def _open(self, now: float, cooldown_s: float) -> None:
+    def _open(self, now: float) -> None:
+        self.trips += 1
+        cooldown_s = backoff_s(self.trips, self.config.cooldown_s, self.config.max_cooldown_s)
         self.state, self.opened_at, self.probe_at, self.cooldown_s = BreakerState.OPEN, now, None, cooldown_s
         self.recent.clear()
 

@@ -37,19 +37,17 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from audio.errors import InvalidPcmError
-from switchboard.transcribe.base import Pcm16, TranscriptEvent
+from audio.media_time import MediaClock
+from switchboard.transcribe.base import Pcm16, TranscriptEvent, check_push
 from switchboard.transcribe.errors import (
     ProviderAuthError,
     ProviderUnavailable,
     RecognitionFailed,
-    StreamClosedError,
     TranscriptionError,
 )
-from switchboard.transcribe.media_time import MediaClock
+from switchboard.transcribe.waker import Waker
 
 if TYPE_CHECKING:
     from deepgram import AsyncDeepgramClient
@@ -139,7 +137,7 @@ class DeepgramStream:
         self._failure: BaseException | None = None
         self._ended = self._close_sent = self._finished = False
         self._audio_ready = asyncio.Event()
-        self._wakeup: asyncio.Future[None] | None = None
+        self._waker = Waker()
         self._shutdown: asyncio.Future[None] | None = None
         self._tasks = [asyncio.create_task(self._send_loop(), name=f"deepgram-send-{track}"),
                        asyncio.create_task(self._recv_loop(), name=f"deepgram-recv-{track}")]
@@ -148,10 +146,7 @@ class DeepgramStream:
 
     def push(self, pcm: Pcm16, pts_ms: int) -> None:
         """Queue int16 audio whose first sample is at media time ``pts_ms``; never blocks."""
-        if self._ended:
-            raise StreamClosedError(f"push after end/aclose on track {self.track!r}", provider=PROVIDER)
-        if not isinstance(pcm, np.ndarray) or pcm.dtype != np.int16 or pcm.ndim != 1:
-            raise InvalidPcmError(f"expected 1-D int16 PCM, got {getattr(pcm, 'dtype', type(pcm))}")
+        check_push(pcm, ended=self._ended, track=self.track, provider=PROVIDER)
         data = pcm.astype("<i2", copy=False).tobytes()
         if self._failure is not None or len(self._audio) + len(data) > self._max_backlog:
             self._dropped += len(data)
@@ -185,13 +180,13 @@ class DeepgramStream:
             if self._finished:
                 await self._close()
                 raise StopAsyncIteration
-            await self._wait()
+            await self._waker.wait()
 
     async def aclose(self) -> None:
         """Abandon the stream: tasks are cancelled and awaited, the socket closed; idempotent."""
         self._ended = self._finished = True
         self._events.clear()
-        self._wake()
+        self._waker.wake()
         await self._close()
 
     def stats(self) -> DeepgramStats:
@@ -266,7 +261,7 @@ class DeepgramStream:
                 self._events.append(event)
             self._finals += event.is_final
             self._partials += not event.is_final
-        self._wake()
+        self._waker.wake()
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
@@ -283,20 +278,7 @@ class DeepgramStream:
     def _fail(self, exc: BaseException) -> None:
         if self._failure is None and not self._finished:
             self._failure = exc
-        self._wake()
-
-    async def _wait(self) -> None:
-        if self._wakeup is not None:
-            raise RuntimeError("a TranscriptStream is iterated by one coroutine at a time")
-        self._wakeup = asyncio.get_running_loop().create_future()
-        try:
-            await self._wakeup
-        finally:
-            self._wakeup = None
-
-    def _wake(self) -> None:
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
+        self._waker.wake()
 
     async def _close(self) -> None:
         """Cancel and await both tasks, then close the socket (bounded by ``close_timeout_s``); once."""

@@ -35,9 +35,10 @@ from enum import StrEnum
 
 import numpy as np
 
-from switchboard.transcribe.base import Pcm16, Transcriber, TranscriptEvent, TranscriptStream
+from switchboard.transcribe.base import Pcm16, Transcriber, TranscriptEvent, TranscriptStream, check_push
 from switchboard.transcribe.breaker import CircuitBreakerBoard
-from switchboard.transcribe.errors import ProviderUnavailable, StreamClosedError, TranscriptionError
+from switchboard.transcribe.errors import ProviderUnavailable, TranscriptionError
+from switchboard.transcribe.waker import Waker
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ class FallbackStream:
         self._inner: TranscriptStream | None = None
         self._next: asyncio.Task[_Outcome] | None = None  # the inner __anext__ in flight, kept across waits
         self._retiring: list[asyncio.Task[None]] = []  # at most one per provider: each fails once per stream
-        self._wakeup: asyncio.Future[None] | None = None
+        self._waker = Waker()
         self._push_error: TranscriptionError | None = None
         self._ended = self._closed = self._answered = False
         self._ended_at: float | None = None
@@ -167,8 +168,7 @@ class FallbackStream:
 
     def push(self, pcm: Pcm16, pts_ms: int) -> None:
         """Buffer for replay and forward; a provider's push error is kept for the iterator to act on."""
-        if self._ended:
-            raise StreamClosedError(f"push after end/aclose on track {self.track!r}", provider=self._owner.name)
+        check_push(pcm, ended=self._ended, track=self.track, provider=self._owner.name)
         self._forward(pcm, pts_ms)  # first, so audio the provider rejects as malformed is not kept either
         self._buffer.append(pts_ms, pcm)
         end_ms = pts_ms + len(pcm) * 1000 // self.rate
@@ -177,14 +177,14 @@ class FallbackStream:
             self._speech_end_ms = max(self._speech_end_ms, end_ms)
             if self._pending_since is None:
                 self._pending_since = self._clock()
-                self._wake()  # a stall deadline now exists
+                self._waker.wake()  # a stall deadline now exists
 
     def end(self) -> None:
         if not self._ended:
             self._ended, self._ended_at = True, self._clock()
             if self._inner is not None:
                 self._inner.end()
-            self._wake()
+            self._waker.wake()
 
     def __aiter__(self) -> FallbackStream:
         return self
@@ -217,7 +217,7 @@ class FallbackStream:
         """Close the current provider and wait (bounded) for every retired one; idempotent."""
         self._closed = self._ended = True
         self._retire()
-        self._wake()
+        self._waker.wake()
         await self._drain_retiring()
 
     def stats(self) -> FallbackStats:
@@ -270,7 +270,7 @@ class FallbackStream:
                 self._inner.push(pcm, pts_ms)
             except TranscriptionError as exc:
                 self._push_error = exc
-                self._wake()
+                self._waker.wake()
 
     async def _wait_outcome(self, inner: TranscriptStream) -> _Outcome:
         """The provider's next event, ``None`` when its iterator ended, or why it is deemed failed."""
@@ -285,12 +285,8 @@ class FallbackStream:
                 if (remaining := deadline[0] - self._clock()) <= 0:
                     return _Failure(deadline[1], f"nothing for {self._stall_timeout():g} s")
                 timeout = min(remaining, self._owner.poll_s)
-            self._wakeup = waiter = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait((task, waiter), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-                self._wakeup = None
+            if not task.done():
+                await self._waker.wait(within=timeout, task=task)
             if task.done() and not self._closed:
                 self._next = None
                 return task.result()
@@ -384,9 +380,6 @@ class FallbackStream:
             except Exception:  # a notification must never break transcription; the bug is logged, not hidden
                 log.exception("track %s: on_switch callback failed", self.track)
 
-    def _wake(self) -> None:
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
 
 
 class FallbackTranscriber:

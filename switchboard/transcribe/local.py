@@ -24,22 +24,20 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from audio import STT_RATE
+from audio.cutter import Closed, UtteranceCutter
 from audio.detectors import ResettableDetector
-from audio.endpoint import EndpointConfig, Endpointer, State, Utterance
-from audio.errors import InvalidPcmError, UnsupportedRateError
-from switchboard.transcribe.base import Pcm16, TranscriptEvent
-from switchboard.transcribe.errors import StreamClosedError
-from switchboard.transcribe.media_time import MediaClock, SampleLog
+from audio.endpoint import EndpointConfig
+from audio.errors import UnsupportedRateError
+from switchboard.transcribe.base import Pcm16, TranscriptEvent, check_push
 from switchboard.transcribe.moonshine import RecognizerPool
 from switchboard.transcribe.vad import DetectorPool
+from switchboard.transcribe.waker import Waker
 
 log = logging.getLogger(__name__)
 
-RATE: Final = 16_000
 PARTIAL_MAX_MS: Final = 4_000
 """Pseudo-partials re-decode the whole open utterance, whose cost grows super-linearly: stop past 4 s."""
-FRAMES_PER_STEP: Final = 64
-"""Detector windows run before the iterator yields to the loop (~2 s of audio), so a backlog never hogs it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +49,7 @@ class _Job:
 
 
 @dataclass(frozen=True, slots=True)
-class StreamStats:
+class LocalStreamStats:
     pushed_samples: int
     backlog_samples: int
     """Pushed but not yet run through the detector."""
@@ -69,40 +67,32 @@ class LocalStream:
                  config: EndpointConfig, partial_interval_ms: int, provider: str, max_backlog_ms: int) -> None:
         self.track = track
         self._pool, self._detector, self._detectors = pool, detector, detectors
-        self._endpointer = Endpointer(config)
-        self._partial_every = partial_interval_ms * RATE // 1000
+        self._cutter = UtteranceCutter(detector, config, max_backlog_ms)
+        self._partial_every = config.samples(partial_interval_ms)
         self._next_partial: int | None = None
         self._provider = provider
-        self._log = SampleLog(RATE)
-        self._clock = MediaClock(RATE)
         self._jobs: deque[_Job] = deque()
         self._inflight: tuple[_Job, asyncio.Future[str]] | None = None
-        self._wakeup: asyncio.Future[None] | None = None
-        self._ended = self._flushed = self._closed = False
-        self._finals = self._partials = self._dropped = 0
-        self._max_backlog = max_backlog_ms * RATE // 1000
+        self._waker = Waker()
+        self._ended = self._closed = False
+        self._finals = self._partials = 0
 
     def push(self, pcm: Pcm16, pts_ms: int) -> None:
         """Append audio (int16, 16 kHz) whose first sample is at media time ``pts_ms``; never blocks."""
-        if self._ended:
-            raise StreamClosedError(f"push after end/aclose on track {self.track!r}", provider=self._provider)
-        if not isinstance(pcm, np.ndarray) or pcm.dtype != np.int16 or pcm.ndim != 1:
-            raise InvalidPcmError(f"expected 1-D int16 PCM, got {getattr(pcm, 'dtype', type(pcm))}")
-        if self._log.end - self._endpointer.position + len(pcm) > self._max_backlog:
-            if not self._dropped:
-                log.warning("track %s: transcription backlog over %d samples, dropping audio (is the stream "
-                            "still iterated?)", self.track, self._max_backlog)
-            self._dropped += len(pcm)
+        check_push(pcm, ended=self._ended, track=self.track, provider=self._provider)
+        if not self._cutter.push(pcm, pts_ms):
+            if self._cutter.dropped_samples == len(pcm):
+                log.warning("track %s: transcription backlog over its bound, dropping audio (is the stream "
+                            "still iterated?)", self.track)
             return
         if len(pcm):
-            self._clock.note(self._log.end, pts_ms)
-            self._log.append(pcm)
-            self._wake()
+            self._waker.wake()
 
     def end(self) -> None:
         """No more audio: the open utterance is flushed and iteration stops after the last final."""
         self._ended = True
-        self._wake()
+        self._cutter.finish()
+        self._waker.wake()
 
     def __aiter__(self) -> LocalStream:
         return self
@@ -113,13 +103,13 @@ class LocalStream:
             event = self._collect()
             if event is not None:
                 return event
-            if self._flushed and not self._jobs and self._inflight is None:
+            if self._cutter.flushed and not self._jobs and self._inflight is None:
                 self._finish()
                 break
             if more:
                 await asyncio.sleep(0)  # let the media path run between detector batches
             else:
-                await self._wait()
+                await self._waker.wait()
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
@@ -133,61 +123,42 @@ class LocalStream:
             self._inflight = None
         self._jobs.clear()
         self._finish()
-        self._wake()
+        self._waker.wake()
 
-    def stats(self) -> StreamStats:
-        position = self._endpointer.position
-        return StreamStats(self._log.end + self._dropped, self._log.end - position,
-                           self._log.end - self._log.origin, self._dropped, self._finals, self._partials)
+    def stats(self) -> LocalStreamStats:
+        c = self._cutter
+        return LocalStreamStats(c.end + c.dropped_samples, c.backlog, c.retained, c.dropped_samples, self._finals,
+                                self._partials)
 
     def _advance(self) -> bool:
-        """Run up to FRAMES_PER_STEP detector windows and queue the utterances cut; True if audio is left."""
-        size = self._detector.frame_samples
-        ep = self._endpointer
-        for _ in range(FRAMES_PER_STEP):
-            start = ep.position
-            if self._log.end - start < size:
-                break
-            self._queue(ep.push(self._detector.probability(self._log.view(start, start + size)), size))
-        more = self._log.end - ep.position >= size
-        if self._ended and not more and not self._flushed:
-            tail = self._log.view(ep.position, self._log.end)
-            if len(tail):  # the last, short window: score it zero-padded, count only its real samples
-                frame = np.zeros(size, dtype=np.int16)
-                frame[: len(tail)] = tail
-                self._queue(ep.push(self._detector.probability(frame), len(tail)))
-            self._queue(ep.flush())
-            self._flushed = True
+        """Run a step of the cutter and queue the utterances it closed; True if audio is left to look at."""
+        for event in self._cutter.step():
+            if isinstance(event, Closed):
+                self._jobs.append(self._job(event.cut.start_sample, event.cut.end_sample, is_final=True))
+                self._next_partial = None
         self._maybe_partial()
-        self._log.drop_before(ep.retain_from)
-        self._clock.drop_before(self._log.origin)
-        return more
-
-    def _queue(self, utterances: list[Utterance]) -> None:
-        for u in utterances:
-            self._jobs.append(self._job(u.start_sample, u.end_sample, is_final=True))
-            self._next_partial = None
+        return self._cutter.pending
 
     def _job(self, start: int, end: int, is_final: bool) -> _Job:
-        samples = self._log.view(start, end).astype(np.float32) / np.float32(32768.0)
-        return _Job(self._clock.ms(start), self._clock.ms(end), is_final, samples)
+        samples = self._cutter.view(start, end).astype(np.float32) / np.float32(32768.0)
+        return _Job(self._cutter.ms(start), self._cutter.ms(end), is_final, samples)
 
     def _maybe_partial(self) -> None:
-        ep = self._endpointer
-        start = ep.speech_start
+        cutter = self._cutter
+        start = cutter.speech_start
         if start is None:
             self._next_partial = None
             return
         # In the hangover nothing new is being said: re-decoding trailing quiet would only cost CPU.
-        if not self._partial_every or self._flushed or ep.state is not State.SPEECH:
+        if not self._partial_every or cutter.flushed or not cutter.speaking:
             return
         if self._next_partial is None:
             self._next_partial = start + self._partial_every
         busy = self._jobs or self._inflight is not None
-        short = ep.position - start <= PARTIAL_MAX_MS * RATE // 1000
-        if ep.position >= self._next_partial and short and not busy:
-            self._jobs.append(self._job(start, ep.position, is_final=False))
-            self._next_partial = ep.position + self._partial_every
+        short = cutter.position - start <= PARTIAL_MAX_MS * cutter.rate // 1000
+        if cutter.position >= self._next_partial and short and not busy:
+            self._jobs.append(self._job(start, cutter.position, is_final=False))
+            self._next_partial = cutter.position + self._partial_every
 
     def _collect(self) -> TranscriptEvent | None:
         """Take a finished decode's result (in order) and start the next queued one."""
@@ -209,21 +180,8 @@ class LocalStream:
         if self._inflight is None and self._jobs:
             job = self._jobs.popleft()
             future = self._pool.submit(job.samples)
-            future.add_done_callback(lambda _: self._wake())
+            future.add_done_callback(lambda _: self._waker.wake())
             self._inflight = (job, future)
-
-    async def _wait(self) -> None:
-        if self._wakeup is not None:
-            raise RuntimeError("a TranscriptStream is iterated by one coroutine at a time")
-        self._wakeup = asyncio.get_running_loop().create_future()
-        try:
-            await self._wakeup
-        finally:
-            self._wakeup = None
-
-    def _wake(self) -> None:
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
 
     def _finish(self) -> None:
         if not self._closed:
@@ -240,9 +198,9 @@ class LocalTranscriber:
     def __init__(self, pool: RecognizerPool, *, endpoint: EndpointConfig | None = None,
                  partial_interval_ms: int = 0, detectors: DetectorPool | None = None,
                  max_backlog_ms: int = 60_000) -> None:
-        self._config = endpoint if endpoint is not None else EndpointConfig(sample_rate=RATE)
-        if self._config.sample_rate != RATE:
-            raise UnsupportedRateError(f"endpointing runs at {RATE} Hz, not {self._config.sample_rate}")
+        self._config = endpoint if endpoint is not None else EndpointConfig(sample_rate=STT_RATE)
+        if self._config.sample_rate != STT_RATE:
+            raise UnsupportedRateError(f"endpointing runs at {STT_RATE} Hz, not {self._config.sample_rate}")
         if partial_interval_ms < 0:
             raise ValueError("partial_interval_ms must be >= 0 (0 = no partials)")
         if max_backlog_ms < self._config.max_utterance_ms:
@@ -254,12 +212,12 @@ class LocalTranscriber:
 
     async def open(self, track: str, sample_rate: int) -> LocalStream:
         """A stream for ``track``; loads the model on first use, so a broken install fails here."""
-        if sample_rate != RATE:
-            raise UnsupportedRateError(f"the local transcriber takes {RATE} Hz PCM, got {sample_rate}")
+        if sample_rate != STT_RATE:
+            raise UnsupportedRateError(f"the local transcriber takes {STT_RATE} Hz PCM, got {sample_rate}")
         await self._pool.wait_ready()
         detector = await self._detectors.acquire()
         return LocalStream(track, self._pool, detector, self._detectors, self._config,
                            self._partial_interval_ms, self.name, self._max_backlog_ms)
 
 
-__all__ = ["LocalStream", "LocalTranscriber", "StreamStats"]
+__all__ = ["LocalStream", "LocalStreamStats", "LocalTranscriber"]

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
-
-from audio.errors import InvalidPcmError
-from switchboard.transcribe.base import Pcm16, TranscriptEvent
-from switchboard.transcribe.errors import StreamClosedError
+from switchboard.transcribe.base import Pcm16, TranscriptEvent, check_push
 
 
 class NullStream:
@@ -20,10 +16,7 @@ class NullStream:
         self._done = asyncio.Event()
 
     def push(self, pcm: Pcm16, pts_ms: int) -> None:
-        if self._done.is_set():
-            raise StreamClosedError(f"push after end/aclose on track {self.track!r}", provider=NullTranscriber.name)
-        if not isinstance(pcm, np.ndarray) or pcm.dtype != np.int16:
-            raise InvalidPcmError(f"expected int16 PCM, got {getattr(pcm, 'dtype', type(pcm))}")
+        check_push(pcm, ended=self._done.is_set(), track=self.track, provider=NullTranscriber.name)
         self.samples += len(pcm)
 
     def end(self) -> None:

@@ -23,13 +23,10 @@ from typing import Final
 
 import numpy as np
 
-from switchboard.transcribe.base import Pcm16, TranscriptEvent
-from switchboard.transcribe.errors import (
-    ProviderAuthError,
-    ProviderUnavailable,
-    RecognitionFailed,
-    StreamClosedError,
-)
+from audio import STT_RATE
+from switchboard.transcribe.base import Pcm16, TranscriptEvent, check_push
+from switchboard.transcribe.errors import ProviderAuthError, ProviderUnavailable, RecognitionFailed
+from switchboard.transcribe.waker import Waker
 
 WORD_BASE: Final = 1000
 """Marker of word 0; far above line noise so speech detectors take the slots for speech."""
@@ -56,7 +53,7 @@ class Fault:
     """``aclose()`` never returns (until cancelled): checks that callers bound it."""
 
 
-def encode_words(words: Iterable[int | None], sample_rate: int = 16_000, word_ms: int = 100) -> Pcm16:
+def encode_words(words: Iterable[int | None], sample_rate: int = STT_RATE, word_ms: int = 100) -> Pcm16:
     """Audio in which slot ``i`` carries word ``words[i]`` (``None`` = a silent slot)."""
     slot = sample_rate * word_ms // 1000
     values = [0 if w is None else WORD_BASE + w for w in words]
@@ -79,7 +76,7 @@ class ScriptedStream:
         self._start_slot = self._end_slot = 0
         self._events: deque[TranscriptEvent] = deque()
         self._ended = self.closed = False
-        self._wakeup: asyncio.Future[None] | None = None
+        self._waker = Waker()
 
     @property
     def struck(self) -> bool:
@@ -87,8 +84,8 @@ class ScriptedStream:
         return self._limit is not None and self.received_samples >= self._limit
 
     def push(self, pcm: Pcm16, pts_ms: int) -> None:
-        if self._ended or (self.struck and self._kind is FaultKind.PUSH_ERROR):
-            raise StreamClosedError(f"push to a closed stream on {self.track!r}", provider=self._owner.name)
+        dropped = self.struck and self._kind is FaultKind.PUSH_ERROR  # as a socket that died would
+        check_push(pcm, ended=self._ended or dropped, track=self.track, provider=self._owner.name)
         self.pushes.append((pts_ms, len(pcm)))
         heard = len(pcm) if self._limit is None else max(0, min(len(pcm), self._limit - self.received_samples))
         first = pts_ms * self.rate // 1000
@@ -97,14 +94,14 @@ class ScriptedStream:
                 if self._last_slot is None or slot > self._last_slot:
                     self._on_slot(slot, int(pcm[max(0, slot * self._slot - first)]))
         self.received_samples += len(pcm)
-        self._wake()
+        self._waker.wake()
 
     def end(self) -> None:
         if not self._ended:
             self._ended = True
             if self._kind not in (FaultKind.DROP_FINAL, FaultKind.HANG_AFTER_END):
                 self._emit_final()
-            self._wake()
+            self._waker.wake()
 
     def __aiter__(self) -> ScriptedStream:
         return self
@@ -119,12 +116,12 @@ class ScriptedStream:
             if (self.struck and self._kind is FaultKind.EARLY_END) or (
                     self._ended and self._kind not in (FaultKind.STALL, FaultKind.HANG_AFTER_END)):
                 break
-            await self._wait()
+            await self._waker.wait()
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
         self.closed = self._ended = True
-        self._wake()
+        self._waker.wake()
         if self.fault is not None and self.fault.hang_on_close:
             await asyncio.Event().wait()
 
@@ -157,17 +154,6 @@ class ScriptedStream:
             owner.finals += 1
         self._events.append(TranscriptEvent(self.track, text, is_final, self._start_slot * owner.word_ms,
                                             self._end_slot * owner.word_ms, owner.name, None))
-
-    async def _wait(self) -> None:
-        self._wakeup = asyncio.get_running_loop().create_future()
-        try:
-            await self._wakeup
-        finally:
-            self._wakeup = None
-
-    def _wake(self) -> None:
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
 
 
 _MID_STREAM: Final = frozenset({FaultKind.ERROR, FaultKind.PUSH_ERROR, FaultKind.EARLY_END, FaultKind.STALL})

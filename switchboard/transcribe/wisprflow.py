@@ -25,26 +25,25 @@ import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import numpy as np
 
+from audio import STT_RATE
+from audio.cutter import Closed, CutEvent, Dropped, Opened, UtteranceCutter
 from audio.detectors import ResettableDetector
-from audio.endpoint import EndpointConfig, Endpointer, Utterance
-from audio.errors import InvalidPcmError, UnsupportedRateError
-from switchboard.transcribe.base import Pcm16, TranscriptEvent
-from switchboard.transcribe.errors import StreamClosedError, TranscriptionError
-from switchboard.transcribe.media_time import MediaClock, SampleLog
+from audio.endpoint import EndpointConfig, Utterance
+from audio.errors import UnsupportedRateError
+from switchboard.transcribe.base import Pcm16, TranscriptEvent, check_push
+from switchboard.transcribe.errors import TranscriptionError
 from switchboard.transcribe.vad import DetectorPool, cloud_detectors
+from switchboard.transcribe.waker import Waker
 from switchboard.transcribe.wisprflow_session import Session, SessionConfig, SessionState, SessionSupply
-from switchboard.transcribe.wisprflow_wire import PROVIDER, RATE
+from switchboard.transcribe.wisprflow_wire import PRODUCTION_URL, PROVIDER
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WS_URL: Final = "wss://platform-api.wisprflow.ai/api/v1/dash/ws"
-FRAMES_PER_STEP: Final = 64
-"""Detector windows per iterator step (~2 s of audio) before yielding to the loop."""
 
 
 @dataclass(slots=True)
@@ -87,19 +86,17 @@ class WisprFlowStream:
                  endpoint: EndpointConfig, warm_ttl_s: float, max_backlog_ms: int) -> None:
         self.track = track
         self._detector, self._detectors = detector, detectors
-        self._ep = Endpointer(endpoint)
-        self._packet = round(config.packet_s * RATE)
+        self._cutter = UtteranceCutter(detector, endpoint, max_backlog_ms)
+        self._packet = round(config.packet_s * STT_RATE)
         search = max(min(endpoint.samples(endpoint.cut_search_ms), endpoint.samples(endpoint.max_utterance_ms) // 2), 1)
         self._eager_span = endpoint.samples(endpoint.max_utterance_ms) - search - 2 * detector.frame_samples
-        self._max_backlog = max_backlog_ms * RATE // 1000
-        self._log, self._clock = SampleLog(RATE), MediaClock(RATE)
-        self._sessions = SessionSupply(config, self._wake, warm_ttl_s)
+        self._waker = Waker()
+        self._sessions = SessionSupply(config, self._waker.wake, warm_ttl_s)
         self._open: _Utterance | None = None
         self._order: deque[_Utterance] = deque()  # committed ones, then the open one; finals leave from the left
-        self._wakeup: asyncio.Future[None] | None = None
         self._failure: TranscriptionError | None = None
-        self._ended = self._flushed = self._closed = self._released = False
-        self._counts = dict.fromkeys(("sessions", "finals", "partials", "dropped"), 0)
+        self._ended = self._closed = self._released = False
+        self._counts = dict.fromkeys(("sessions", "finals", "partials"), 0)
         self._latency: float | None = None
         self._sessions.preopen()
 
@@ -107,22 +104,15 @@ class WisprFlowStream:
 
     def push(self, pcm: Pcm16, pts_ms: int) -> None:
         """Append 16 kHz int16 audio whose first sample is at media time ``pts_ms``; never blocks."""
-        if self._ended:
-            raise StreamClosedError(f"push after end/aclose on track {self.track!r}", provider=PROVIDER)
-        if not isinstance(pcm, np.ndarray) or pcm.dtype != np.int16 or pcm.ndim != 1:
-            raise InvalidPcmError(f"expected 1-D int16 PCM, got {getattr(pcm, 'dtype', type(pcm))}")
-        if self._log.end - self._ep.position + len(pcm) > self._max_backlog:
-            self._counts["dropped"] += len(pcm)  # nobody iterates: bound memory (same policy as LocalStream)
-            return
-        if len(pcm):
-            self._clock.note(self._log.end, pts_ms)
-            self._log.append(pcm)
-            self._wake()
+        check_push(pcm, ended=self._ended, track=self.track, provider=PROVIDER)
+        if self._cutter.push(pcm, pts_ms) and len(pcm):  # over the backlog bound it is dropped (and counted)
+            self._waker.wake()
 
     def end(self) -> None:
         """No more audio: the open utterance is committed and iteration stops after the last final."""
         self._ended = True
-        self._wake()
+        self._cutter.finish()
+        self._waker.wake()
 
     def __aiter__(self) -> WisprFlowStream:
         return self
@@ -139,13 +129,14 @@ class WisprFlowStream:
                 raise
             if event is not None:
                 return event
-            if self._flushed and not self._order:
+            if self._cutter.flushed and not self._order:
                 await self._finish()
                 break
             if more:
                 await asyncio.sleep(0)  # let the media path run between detector batches
             else:
-                await self._wait()
+                # wake to expire the warm socket even if no audio comes
+                await self._waker.wait(at=self._sessions.next_deadline())
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
@@ -154,59 +145,44 @@ class WisprFlowStream:
         in_use = [u.session for u in self._order]
         self._order.clear()
         self._open = None
-        self._wake()
+        self._waker.wake()
         await self._finish(in_use)
 
     def stats(self) -> WisprStreamStats:
-        c, s = self._counts, self._sessions.counts
-        return WisprStreamStats(self._log.end + c["dropped"], c["dropped"], c["sessions"], s["warm_hits"],
+        c, s, dropped = self._counts, self._sessions.counts, self._cutter.dropped_samples
+        return WisprStreamStats(self._cutter.end + dropped, dropped, c["sessions"], s["warm_hits"],
                                 s["cold_opens"], s["warm_expired"], s["warm_lost"], s["aborted"], c["finals"],
                                 c["partials"], self._latency)
 
     # -- utterances and sessions (sync) ---------------------------------------------------------------------------
 
     def _advance(self) -> bool:
-        """Run detector windows, start/feed/commit sessions; True if unexamined audio is left."""
-        size, ep = self._detector.frame_samples, self._ep
-        for _ in range(FRAMES_PER_STEP):
-            start = ep.position
-            if self._log.end - start < size:
-                break
-            self._on_frame(ep.push(self._detector.probability(self._log.view(start, start + size)), size))
-        more = self._log.end - ep.position >= size
-        if self._ended and not more and not self._flushed:
-            tail = self._log.view(ep.position, self._log.end)
-            if len(tail):  # the last, short window: scored zero-padded, counted by its real samples
-                frame = np.zeros(size, dtype=np.int16)
-                frame[: len(tail)] = tail
-                self._on_frame(ep.push(self._detector.probability(frame), len(tail)))
-            self._on_frame(ep.flush())
-            self._flushed = True
+        """Run a step of the cutter, start/feed/commit sessions; True if unexamined audio is left."""
+        for event in self._cutter.step():
+            self._on_cut(event)
+        if self._cutter.flushed:
             self._sessions.stop_preopening()
         if self._open is not None:
-            limit = min(ep.settled_until, self._open.origin + self._eager_span)
+            limit = min(self._cutter.settled_until, self._open.origin + self._eager_span)
             self._feed(self._open, limit, pad=False)
         self._sessions.tend(asyncio.get_running_loop().time())
-        self._log.drop_before(ep.retain_from)
-        self._clock.drop_before(self._log.origin)
-        return more
+        return self._cutter.pending
 
-    def _on_frame(self, utterances: list[Utterance]) -> None:
-        for u in utterances:
+    def _on_cut(self, event: CutEvent) -> None:
+        if isinstance(event, Closed):
             if self._open is None:  # cannot happen: every utterance was opened first
-                raise RuntimeError(f"utterance {u} ended with no session open")
-            self._commit(self._open, u)
+                raise RuntimeError(f"utterance {event.cut} ended with no session open")
+            self._commit(self._open, event.cut)
             self._open = None
-        start = self._ep.speech_start
-        if start is not None and self._open is None:
-            self._start(start)
-        elif not self._ep.in_speech and self._open is not None and not utterances:
+        elif isinstance(event, Opened):
+            self._start(event.start)
+        elif isinstance(event, Dropped) and self._open is not None:
             self._discard(self._open)  # too little speech: the endpointer dropped it
 
     def _start(self, origin: int) -> None:
         session = self._sessions.take()
         self._counts["sessions"] += 1
-        ms = self._clock.ms(origin)
+        ms = self._cutter.ms(origin)
         self._open = _Utterance(session, origin, origin, ms, ms)
         self._order.append(self._open)
 
@@ -216,24 +192,24 @@ class WisprFlowStream:
         self._renew_if_lost(u)
         step, packets = self._packet, []
         while u.sent_until + step <= until:
-            packets.append(self._log.view(u.sent_until, u.sent_until + step).tobytes())
+            packets.append(self._cutter.view(u.sent_until, u.sent_until + step).tobytes())
             u.sent_until += step
         if pad and u.sent_until < until:
             packet = np.zeros(step, dtype=np.int16)
-            tail = self._log.view(u.sent_until, until)
+            tail = self._cutter.view(u.sent_until, until)
             packet[: len(tail)] = tail
             packets.append(packet.tobytes())
             u.sent_until += step
         if packets:
             u.session.feed(packets)
-            u.sent_ms = self._clock.ms(min(u.sent_until, self._log.end))
+            u.sent_ms = self._cutter.ms(min(u.sent_until, self._cutter.end))
 
     def _commit(self, u: _Utterance, cut: Utterance) -> None:
         self._feed(u, cut.end_sample, pad=True)
         if not u.session.fed_packets and u.session.state is not SessionState.FAILED:
             self._discard(u)  # an empty cut (cannot happen with min_speech_ms > 0): nothing to commit
             return
-        u.end_ms = self._clock.ms(cut.end_sample)
+        u.end_ms = self._cutter.ms(cut.end_sample)
         u.committed_at = asyncio.get_running_loop().time()
         u.session.commit()
         if not self._ended:
@@ -278,24 +254,6 @@ class WisprFlowStream:
 
     # -- waiting and shutdown -------------------------------------------------------------------------------------
 
-    async def _wait(self) -> None:
-        if self._wakeup is not None:
-            raise RuntimeError("a TranscriptStream is iterated by one coroutine at a time")
-        loop = asyncio.get_running_loop()
-        self._wakeup = loop.create_future()
-        deadline = self._sessions.next_deadline()  # wake to expire the warm socket even if no audio comes
-        timer = loop.call_at(deadline, self._wake) if deadline is not None else None
-        try:
-            await self._wakeup
-        finally:
-            self._wakeup = None
-            if timer is not None:
-                timer.cancel()
-
-    def _wake(self) -> None:
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
-
     async def _finish(self, in_use: Sequence[Session] = ()) -> None:
         """Cancel ``in_use`` sessions; wait for every socket to close (each bounded by its close timeout)."""
         self._closed = True
@@ -310,7 +268,7 @@ class WisprFlowTranscriber:
 
     name = "wisprflow"
 
-    def __init__(self, api_key: str, *, ws_url: str = DEFAULT_WS_URL, key_prefix: str = "Bearer ",
+    def __init__(self, api_key: str, *, ws_url: str = PRODUCTION_URL, key_prefix: str = "Bearer ",
                  packet_ms: int = 1000, auth_timeout_s: float = 3.0, final_timeout_s: float = 5.0,
                  language: Sequence[str] = ("en",), endpoint: EndpointConfig | None = None,
                  detectors: DetectorPool | None = None, warm_ttl_s: float = 8.0, close_timeout_s: float = 1.0,
@@ -324,10 +282,10 @@ class WisprFlowTranscriber:
             raise ValueError(f"packet_ms must be in 250..1000 (the docs advise ~1 s), got {packet_ms}")
         if urlsplit(ws_url).scheme not in ("ws", "wss"):
             raise ValueError(f"ws_url must be a ws:// or wss:// URL, got {ws_url!r}")
-        self._endpoint = endpoint if endpoint is not None else EndpointConfig(sample_rate=RATE,
+        self._endpoint = endpoint if endpoint is not None else EndpointConfig(sample_rate=STT_RATE,
                                                                               max_utterance_ms=30_000)
-        if self._endpoint.sample_rate != RATE:
-            raise UnsupportedRateError(f"endpointing runs at {RATE} Hz, not {self._endpoint.sample_rate}")
+        if self._endpoint.sample_rate != STT_RATE:
+            raise UnsupportedRateError(f"endpointing runs at {STT_RATE} Hz, not {self._endpoint.sample_rate}")
         if max_backlog_ms < self._endpoint.max_utterance_ms:
             raise ValueError("max_backlog_ms must cover at least one maximal utterance")
         # The client endpoint takes a client JWT as `client_key`; the server endpoint an API key as `api_key`.
@@ -345,11 +303,11 @@ class WisprFlowTranscriber:
     async def open(self, track: str, sample_rate: int) -> WisprFlowStream:
         """A stream for ``track``; its first socket is opened now, in the background (errors come from the
         iterator, so a failover composite handles them in one place)."""
-        if sample_rate != RATE:
-            raise UnsupportedRateError(f"WisprFlow takes {RATE} Hz PCM, got {sample_rate}")
+        if sample_rate != STT_RATE:
+            raise UnsupportedRateError(f"WisprFlow takes {STT_RATE} Hz PCM, got {sample_rate}")
         detector = await self._detectors.acquire()
         return WisprFlowStream(track, self._config, detector, self._detectors, self._endpoint,
                                self._warm_ttl_s, self._max_backlog_ms)
 
 
-__all__ = ["DEFAULT_WS_URL", "WisprFlowStream", "WisprFlowTranscriber", "WisprStreamStats"]
+__all__ = ["WisprFlowStream", "WisprFlowTranscriber", "WisprStreamStats"]

@@ -21,8 +21,8 @@ import orjson
 import pybase64
 
 PROVIDER: Final = "wisprflow"
-RATE: Final = 16_000
-"""The only rate the API takes: 16 kHz mono int16 little-endian."""
+PRODUCTION_URL: Final = "wss://platform-api.wisprflow.ai/api/v1/dash/ws"
+"""The API-key (server) endpoint; the only rate it takes is 16 kHz mono int16 little-endian (``audio.STT_RATE``)."""
 
 
 class ReplyKind(enum.Enum):
@@ -114,8 +114,8 @@ def parse_reply(frame: str | bytes) -> Reply:
 
 
 __all__ = [
+    "PRODUCTION_URL",
     "PROVIDER",
-    "RATE",
     "Reply",
     "ReplyKind",
     "WireError",

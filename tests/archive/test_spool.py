@@ -17,8 +17,8 @@ from switchboard.archive import (
     ArchiveSourceError,
     ArchiveSpool,
     ArchiveUnavailable,
-    backoff_delay,
 )
+from switchboard.backoff import backoff_s
 
 if TYPE_CHECKING:
     from tests.archive.conftest import FakeArchive
@@ -73,11 +73,11 @@ async def running() -> AsyncIterator[Callable[[ArchiveSpool], None]]:
 
 def test_backoff_grows_with_jitter_and_is_capped() -> None:
     rng = random.Random(1)
-    first = [backoff_delay(1, 1.0, 300.0, rng) for _ in range(50)]
+    first = [backoff_s(1, 1.0, 300.0, rng) for _ in range(50)]
     assert all(d == 1.0 for d in first)  # never below the minimum
-    third = [backoff_delay(3, 1.0, 300.0, rng) for _ in range(200)]
+    third = [backoff_s(3, 1.0, 300.0, rng) for _ in range(200)]
     assert all(2.0 <= d <= 4.0 for d in third) and len(set(third)) > 100  # jittered within [b/2, b]
-    capped = [backoff_delay(40, 1.0, 300.0, rng) for _ in range(200)]
+    capped = [backoff_s(40, 1.0, 300.0, rng) for _ in range(200)]
     assert all(150.0 <= d <= 300.0 for d in capped)
 
 

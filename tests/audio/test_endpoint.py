@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from audio.endpoint import (
     EndpointConfig,
     Endpointer,
-    Event,
+    EndpointEvent,
+    EndpointState,
     IllegalTransitionError,
-    State,
     Utterance,
     next_state,
 )
@@ -83,9 +83,9 @@ def test_config_defaults_are_the_moonshine_settings_in_samples() -> None:
 
 def test_illegal_transition_names_state_and_event() -> None:
     with pytest.raises(IllegalTransitionError, match=r"EXPIRED.*SILENCE"):
-        next_state(State.SILENCE, Event.EXPIRED)
+        next_state(EndpointState.SILENCE, EndpointEvent.EXPIRED)
     with pytest.raises(IllegalTransitionError, match=r"EXPIRED.*SPEECH"):
-        next_state(State.SPEECH, Event.EXPIRED)
+        next_state(EndpointState.SPEECH, EndpointEvent.EXPIRED)
 
 
 def test_states_follow_silence_speech_hangover_silence() -> None:
@@ -94,8 +94,9 @@ def test_states_follow_silence_speech_hangover_silence() -> None:
     for p in [0.1, 0.9, 0.9, 0.1, 0.9, *frames_of(600, 0.0)]:
         ep.push(p, 10)
         seen.append(ep.state)
-    assert seen[:6] == [State.SILENCE, State.SPEECH, State.SPEECH, State.HANGOVER, State.SPEECH, State.HANGOVER]
-    assert seen[-1] is State.SILENCE and not ep.in_speech
+    S = EndpointState
+    assert seen[:6] == [S.SILENCE, S.SPEECH, S.SPEECH, S.HANGOVER, S.SPEECH, S.HANGOVER]
+    assert seen[-1] is EndpointState.SILENCE and not ep.in_speech
 
 
 def test_hysteresis_soft_frames_neither_start_nor_end_speech() -> None:
@@ -105,7 +106,7 @@ def test_hysteresis_soft_frames_neither_start_nor_end_speech() -> None:
         feed(ep, probs)
         states.append(ep.state)
     # 0.45 is above the off-threshold but resuming from a hangover needs the full threshold.
-    assert states == [State.SILENCE, State.SPEECH, State.HANGOVER, State.HANGOVER]
+    assert states == [EndpointState.SILENCE, EndpointState.SPEECH, EndpointState.HANGOVER, EndpointState.HANGOVER]
 
 
 def test_soft_frames_count_as_speech_while_in_speech() -> None:
@@ -203,7 +204,7 @@ def test_flush_closes_an_open_utterance_with_end_padding_clamped_at_the_end_of_s
     ep = Endpointer(MS)
     feed(ep, frames_of(300, 0.9) + frames_of(100, 0.0))
     assert ep.flush() == [Utterance(0, 400)]
-    assert ep.state is State.SILENCE and ep.flush() == []
+    assert ep.state is EndpointState.SILENCE and ep.flush() == []
 
 
 def test_flush_in_speech_discards_too_little_speech_and_positions_carry_on() -> None:

@@ -35,7 +35,7 @@ from websockets.http11 import Request, Response
 
 from audio import mulaw
 from audio.detectors import EnergyDetector
-from audio.endpoint import EndpointConfig, Endpointer, State
+from audio.endpoint import EndpointConfig, Endpointer, EndpointState
 from audio.resample import StreamResampler
 from tests.emulators.recognizer import EmulatorRecognizer, Recognizer, ScriptedRecognizer
 
@@ -158,7 +158,7 @@ class _Segmenter:
             frame = self._view(ep.position, ep.position + FRAME)
             was = ep.state
             cuts = ep.push(self._detector.probability(frame), FRAME)
-            if was is State.SILENCE and ep.in_speech:
+            if was is EndpointState.SILENCE and ep.in_speech:
                 self._last_interim = ep.position
                 if self._vad_events:
                     out.append(_Message({"type": "SpeechStarted", "channel": [0],
@@ -166,12 +166,12 @@ class _Segmenter:
             out += [self._final(u.start_sample, u.end_sample, speech_final=not u.forced) for u in cuts]
             if cuts:
                 self._forced = cuts[-1].forced
-            elif self._forced and was is not State.SILENCE and not ep.in_speech:
+            elif self._forced and was is not EndpointState.SILENCE and not ep.in_speech:
                 # The rest of a forced cut held no speech: still tell the client the pause ended the utterance.
                 self._forced = False
                 at = ep.position / RATE
                 out.append(_Transcribe(np.zeros(0, np.int16), at, at, is_final=True, speech_final=self._speech_final))
-            if ep.state is State.SPEECH and self._interim and ep.position - self._last_interim >= self._interim:
+            if ep.state is EndpointState.SPEECH and self._interim and ep.position - self._last_interim >= self._interim:
                 self._last_interim = ep.position
                 start = ep.speech_start or 0
                 out.append(_Transcribe(self._view(start, ep.position).copy(), start / RATE, ep.position / RATE,

@@ -21,6 +21,7 @@ from websockets.exceptions import InvalidStatus
 
 from audio import mulaw
 from audio.errors import InvalidPcmError
+from audio.media_time import MediaClock
 from audio.resample import StreamResampler
 from audio.wav import read_tracks
 from switchboard.transcribe.base import Transcriber, TranscriptEvent, TranscriptStream
@@ -31,7 +32,6 @@ from switchboard.transcribe.errors import (
     RecognitionFailed,
     StreamClosedError,
 )
-from switchboard.transcribe.media_time import MediaClock
 from switchboard.transcribe.wer import wer
 from tests.emulators.deepgram_server import DeepgramEmulator, Fault, FaultKind
 from tests.emulators.recognizer import EmulatorRecognizer, ScriptedRecognizer

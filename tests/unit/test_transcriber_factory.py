@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from audio.detectors import WebRtcDetector
-from switchboard.config import WISPR_PRODUCTION_URL, ConfigError, Settings
+from switchboard.config import ConfigError, Settings
 from switchboard.metrics import Metrics
 from switchboard.transcribe.breaker import BreakerState, CircuitBreakerBoard
 from switchboard.transcribe.errors import ProviderUnavailable
@@ -17,7 +17,7 @@ from switchboard.transcribe.fallback import FallbackTranscriber
 from switchboard.transcribe.local import LocalTranscriber
 from switchboard.transcribe.null import NullTranscriber
 from switchboard.transcribe.vad import SileroDetector
-from switchboard.transcribe.wisprflow import DEFAULT_WS_URL
+from switchboard.transcribe.wisprflow_wire import PRODUCTION_URL
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:websockets.legacy is deprecated:DeprecationWarning"),
@@ -31,7 +31,7 @@ def settings(tmp_path: Path, **env: str) -> Settings:
 def test_cloud_settings_default_to_production_and_no_keys(tmp_path: Path) -> None:
     s = settings(tmp_path)
     assert s.wisprflow_api_key is None and s.deepgram_api_key is None
-    assert s.wispr_ws_url == WISPR_PRODUCTION_URL == DEFAULT_WS_URL
+    assert s.wispr_ws_url == PRODUCTION_URL
     assert s.deepgram_url is None
     assert (s.stt_stall_s, s.wispr_stall_s, s.breaker_failures, s.breaker_cooldown_s) == (4.0, 12.0, 3, 30.0)
 

@@ -11,13 +11,14 @@ from collections import deque
 
 import numpy as np
 
-from switchboard.transcribe.base import Pcm16
+from audio import STT_RATE
+from audio.pcm import Pcm16
 
 
 class SampleLog:
     """int16 samples addressed by absolute index since the stream began; the front is dropped as it ages."""
 
-    def __init__(self, capacity: int = 16_000) -> None:
+    def __init__(self, capacity: int = STT_RATE) -> None:
         self._buf = np.zeros(capacity, dtype=np.int16)
         self._head = 0  # buf[_head:_tail] holds samples origin..end
         self._tail = 0
@@ -53,7 +54,7 @@ class SampleLog:
 class MediaClock:
     """Sample index → media ms, re-anchored wherever the pushed ``pts_ms`` jumps away from the sample count."""
 
-    def __init__(self, rate: int = 16_000) -> None:
+    def __init__(self, rate: int = STT_RATE) -> None:
         self.rate = rate
         self._anchors: deque[tuple[int, int]] = deque()  # (sample index, pts_ms), increasing
 
