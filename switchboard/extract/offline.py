@@ -24,7 +24,9 @@ import re
 from collections.abc import Sequence
 from typing import Final, TypeVar
 
-from switchboard.extract.patterns import STREET_SUFFIXES, TEENS, TENS, UNITS, find_address, find_phone, find_postcode
+from switchboard.extract.patterns import STREET_SUFFIXES, TEENS, TENS, UNITS, find_address
+from switchboard.extract.phone import find_phone
+from switchboard.extract.postcode import find_postcode
 from switchboard.extract.schema import (
     CallFacts,
     Extraction,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from switchboard.extract.patterns import digit_runs, find_address, find_phone, find_postcode, numerals
+from switchboard.extract.patterns import find_address, numerals
+from switchboard.extract.phone import digit_runs, find_phone
+from switchboard.extract.postcode import find_postcode
 
 
 @pytest.mark.parametrize("said", [
@@ -42,8 +44,9 @@ def test_no_phone(text: str) -> None:
 
 
 def test_digit_runs_keep_going_through_pauses_and_stop_at_words() -> None:
-    assert digit_runs("oh seven seven, double oh. nine double oh, then twelve") == ["07700900", "12"]
-    assert digit_runs("three hundred and twelve Stratford") == ["312"]
+    runs = digit_runs("oh seven seven, double oh. nine double oh, then twelve")
+    assert [r.digits for r in runs] == ["07700900", "12"]
+    assert [r.digits for r in digit_runs("three hundred and twelve Stratford")] == ["312"]
 
 
 @pytest.mark.parametrize("said,expected", [
