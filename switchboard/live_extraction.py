@@ -17,6 +17,7 @@ from switchboard.extract import Extractor, IncrementalExtractor, Transcript
 from switchboard.extract.errors import ExtractionError
 from switchboard.extract.schema import Speaker
 from switchboard.live import TranscriptHub
+from switchboard.live.events import ExtractionUpdate
 
 log = logging.getLogger(__name__)
 
@@ -73,5 +74,4 @@ class LiveExtraction:
             log.warning("call %s: live extraction failed: %s", self._call_sid, exc)
             return
         self.published += 1
-        self._hub.publish(self._call_sid, {"type": "extraction", "final": False,
-                                           **extraction.model_dump(mode="json")})
+        self._hub.publish(self._call_sid, ExtractionUpdate(extraction.model_dump(mode="json")))

@@ -27,6 +27,13 @@ from switchboard.archive.base import recording_key
 from switchboard.call.pipeline import TrackPipeline
 from switchboard.call.recorder import TRACKS, StereoRecorder
 from switchboard.live import TranscriptHub
+from switchboard.live.events import (
+    CallEnded,
+    CallStarted,
+    ProviderSwitchUpdate,
+    TranscriberError,
+    TranscriptUpdate,
+)
 from switchboard.live_extraction import LiveExtraction
 from switchboard.metrics import Metrics
 from switchboard.store.base import Segment, Store
@@ -204,7 +211,7 @@ class CallSession:
     def _transcription_failed(self, track: str, error: str) -> None:
         log.error("call %s track %s: %s", self.call_sid, track, error)
         self.transcription_errors.append(f"{track}: {error}")
-        self.deps.hub.publish(self.call_sid, {"type": "transcriber.error", "track": track, "error": error})
+        self.deps.hub.publish(self.call_sid, TranscriberError(track, error))
 
     def _publish_switches(self, state: _Track) -> None:
         """Announce the provider switches the track's stream made since the last look."""
@@ -217,25 +224,20 @@ class CallSession:
             self.switches.append(switch)
             labels = {"from": switch.from_provider, "to": switch.to_provider, "reason": switch.reason.value}
             self.deps.metrics.inc("switchboard_provider_switches_total", labels=labels)
-            self.deps.hub.publish(self.call_sid, {
-                "type": "provider.switched", "track": switch.track, **labels, "media_ms": switch.media_ms,
-            })
+            self.deps.hub.publish(self.call_sid, ProviderSwitchUpdate(
+                switch.track, switch.from_provider, switch.to_provider, switch.reason.value, switch.media_ms))
 
     def _publish_transcript(self, event: TranscriptEvent) -> None:
         self.providers.add(event.provider)
-        self.deps.hub.publish(self.call_sid, {
-            "type": "transcript", "track": event.track, "speaker": SPEAKERS.get(event.track, event.track),
-            "text": event.text, "is_final": event.is_final, "start_ms": event.start_ms, "end_ms": event.end_ms,
-            "provider": event.provider, "confidence": event.confidence,
-        })
+        self.deps.hub.publish(self.call_sid, TranscriptUpdate(
+            event.track, SPEAKERS.get(event.track, event.track), event.text, event.is_final, event.start_ms,
+            event.end_ms, event.provider, event.confidence))
 
     async def _record_start(self) -> None:
         self.deps.metrics.inc("switchboard_calls_started_total")
         start = self.start
-        self.deps.hub.publish(self.call_sid, {
-            "type": "call.started", "stream_sid": start.stream_sid, "tracks": list(start.tracks),
-            "started_at": self.started_at.isoformat(),
-        })
+        self.deps.hub.publish(self.call_sid, CallStarted(start.stream_sid, tuple(start.tracks),
+                                                         self.started_at.isoformat()))
         try:
             await self.deps.store.create_call(self.call_sid, account_sid=start.account_sid, from_number=None,
                                               to_number=None, direction=None, mode=None, status="in-progress",
@@ -276,10 +278,8 @@ class CallSession:
                                            providers=sorted(self.providers), stats=stats)
         except StoreError as exc:
             log.error("call %s: could not record the end of the call: %s", self.call_sid, exc)
-        self.deps.hub.publish(self.call_sid, {
-            "type": "call.ended", "reason": self.end_reason, "media_ms": media_ms,
-            "ended_at": ended.isoformat(), "recording_key": self.recording_key,
-        })
+        self.deps.hub.publish(self.call_sid, CallEnded(self.end_reason, media_ms, ended.isoformat(),
+                                                       self.recording_key))
         if self.deps.post_call is not None:
             try:
                 await self.deps.post_call.handlers.call_ended(

@@ -18,9 +18,9 @@ import itertools
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-Event = dict[str, Any]
+from switchboard.live.events import CallEnded, LiveEvent, Resync, TranscriptUpdate, WireEvent, as_json
 
 
 class Overflow(Exception):
@@ -32,14 +32,16 @@ class Overflow(Exception):
 
 
 class TranscriptHub(Protocol):
-    def publish(self, call_sid: str, event: Event) -> Event: ...
+    """Where live events go; ``publish`` never waits and returns the event as subscribers receive it."""
+
+    def publish(self, call_sid: str, event: LiveEvent) -> WireEvent: ...
 
     def subscribe(self, call_sid: str | None, after: int = 0) -> Subscription: ...
 
 
 @dataclass(slots=True)
 class _CallLog:
-    events: deque[Event]
+    events: deque[WireEvent]
     next_seq: int = 1
     ended: bool = False
 
@@ -50,15 +52,15 @@ class Subscription:
 
     call_sid: str | None
     maxsize: int
-    _backlog: deque[Event] = field(default_factory=deque)
+    _backlog: deque[WireEvent] = field(default_factory=deque)
     """Retained events the subscriber asked for: bounded by retention, not by the live queue."""
-    _queue: deque[Event] = field(default_factory=deque)
+    _queue: deque[WireEvent] = field(default_factory=deque)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _overflowed: bool = False
     _closed: bool = False
     last: int = 0
 
-    def offer(self, event: Event) -> None:
+    def offer(self, event: WireEvent) -> None:
         if self._closed:
             return
         if len(self._queue) >= self.maxsize:
@@ -73,10 +75,10 @@ class Subscription:
         self._closed = True
         self._wake.set()
 
-    def __aiter__(self) -> AsyncIterator[Event]:
+    def __aiter__(self) -> AsyncIterator[WireEvent]:
         return self
 
-    async def __anext__(self) -> Event:
+    async def __anext__(self) -> WireEvent:
         if self._backlog:
             return self._take(self._backlog.popleft())
         while not self._queue:
@@ -88,7 +90,7 @@ class Subscription:
             await self._wake.wait()
         return self._take(self._queue.popleft())
 
-    def _take(self, event: Event) -> Event:
+    def _take(self, event: WireEvent) -> WireEvent:
         self.last = event["seq"] if self.call_sid is not None else event["id"]
         return event
 
@@ -105,21 +107,23 @@ class InMemoryHub:
         self._per_call = per_call
         self._retain_calls = retain_calls
         self._calls: OrderedDict[str, _CallLog] = OrderedDict()
-        self._all: deque[Event] = deque(maxlen=global_backlog)
+        self._all: deque[WireEvent] = deque(maxlen=global_backlog)
         self._ids = itertools.count(1)
         self._subs: dict[str | None, set[Subscription]] = {}
 
-    def publish(self, call_sid: str, event: Event) -> Event:
+    def publish(self, call_sid: str, event: LiveEvent) -> WireEvent:
+        """Stamp ``event`` with ``call_sid``, ``seq`` and ``id``, retain it (unless a partial) and offer it to
+        every subscriber of the call and of all calls; returns the stamped JSON object."""
         log = self._calls.get(call_sid)
         if log is None:
             log = self._calls[call_sid] = _CallLog(deque(maxlen=self._per_call))
             self._evict()
-        stamped = {**event, "call_sid": call_sid, "seq": log.next_seq, "id": next(self._ids)}
+        stamped = {**as_json(event), "call_sid": call_sid, "seq": log.next_seq, "id": next(self._ids)}
         log.next_seq += 1
-        if not _is_partial(event):
+        if not (isinstance(event, TranscriptUpdate) and not event.is_final):  # partials are superseded: not kept
             log.events.append(stamped)
             self._all.append(stamped)
-        if event.get("type") == "call.ended":
+        if isinstance(event, CallEnded):
             log.ended = True
         for key in (call_sid, None):
             for sub in self._subs.get(key, ()):
@@ -129,15 +133,15 @@ class InMemoryHub:
     def subscribe(self, call_sid: str | None, after: int = 0) -> Subscription:
         sub = Subscription(call_sid, self._queue_size)
         if call_sid is None:
-            backlog: list[Event] = [e for e in self._all if e["id"] > after]
+            backlog: list[WireEvent] = [e for e in self._all if e["id"] > after]
         else:
             log = self._calls.get(call_sid)
             backlog = [e for e in log.events if e["seq"] > after] if log else []
         sub.last = after
         key = "id" if call_sid is None else "seq"
         if backlog and backlog[0][key] > after + 1 and after > 0:
-            sub._backlog.append({"type": "resync", "reason": "events before this one are no longer retained",
-                                 "first": backlog[0][key], key: after})
+            resync = Resync("events before this one are no longer retained", backlog[0][key])
+            sub._backlog.append({**as_json(resync), key: after})
         sub._backlog.extend(backlog)
         self._subs.setdefault(call_sid, set()).add(sub)
         return sub
@@ -173,7 +177,3 @@ class InMemoryHub:
         excess = len(self._calls) - self._retain_calls
         for sid in [s for s, log in self._calls.items() if log.ended][:max(0, excess)]:
             del self._calls[sid]
-
-
-def _is_partial(event: Event) -> bool:
-    return event.get("type") == "transcript" and not event.get("is_final", True)

@@ -15,6 +15,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from switchboard.live.events import CallStatus
 from switchboard.services import Services
 from switchboard.store.base import CallMode
 from switchboard.store.errors import StoreError
@@ -106,7 +107,7 @@ async def status(request: Request) -> Response:
         # Say so rather than pretend: Twilio logs the failure and can retry per its callback policy.
         log.error("call %s: could not apply status %s: %s", call_sid, status_value, exc)
         return PlainTextResponse("store unavailable", status_code=503)
-    services.hub.publish(call_sid, {"type": "call.status", "status": status_value})
+    services.hub.publish(call_sid, CallStatus(status_value))
     return Response(status_code=204)
 
 

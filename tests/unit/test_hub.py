@@ -7,10 +7,11 @@ import asyncio
 import pytest
 
 from switchboard.live import InMemoryHub, Overflow
+from switchboard.live.events import CallEnded, TranscriptUpdate
 
 
-def final(text: str) -> dict[str, object]:
-    return {"type": "transcript", "is_final": True, "text": text, "track": "inbound"}
+def final(text: str, is_final: bool = True) -> TranscriptUpdate:
+    return TranscriptUpdate("inbound", "caller", text, is_final, 0, 100, "scripted", None)
 
 
 async def take(sub, n: int) -> list[dict]:
@@ -61,7 +62,7 @@ async def test_all_calls_feed_resumes_by_id() -> None:
 async def test_partials_are_live_only() -> None:
     hub = InMemoryHub()
     live = hub.subscribe("CA1")
-    hub.publish("CA1", {"type": "transcript", "is_final": False, "text": "hel"})
+    hub.publish("CA1", final("hel", is_final=False))
     hub.publish("CA1", final("hello"))
     assert [e["text"] for e in await take(live, 2)] == ["hel", "hello"]
     late = hub.subscribe("CA1")
@@ -109,7 +110,7 @@ async def test_close_ends_subscriptions_and_ended_calls_are_evicted_beyond_reten
     hub = InMemoryHub(retain_calls=2)
     for n in range(4):
         hub.publish(f"CA{n}", final("x"))
-        hub.publish(f"CA{n}", {"type": "call.ended"})
+        hub.publish(f"CA{n}", CallEnded("stop", 0, "2026-01-01T00:00:00+00:00", ""))
     assert hub.stats()["calls"] <= 3
     assert hub.last_seq("CA3") == 2
     sub = hub.subscribe("CA3", after=2)
