@@ -10,7 +10,7 @@ Two implement it: :class:`~switchboard.agent.openai_dialog.OpenAIDialog` (the mo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -54,8 +54,9 @@ class DialogStats:
 class Dialog(Protocol):
     name: str
 
-    def reply(self, context: DialogContext) -> AsyncIterator[DialogOutput]:
-        """The next reply; raises :class:`DialogError` when it cannot give one."""
+    def reply(self, context: DialogContext) -> AsyncGenerator[DialogOutput, None]:
+        """The next reply (an async generator: the caller closes it to cancel); raises :class:`DialogError`
+        when it cannot give one."""
         ...
 
 

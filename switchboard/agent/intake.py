@@ -11,7 +11,7 @@ emergency raises the alert once and the agent says so. Every word comes from the
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Final
 
 from switchboard.agent.dialog import DialogContext, DialogOutput, Say
@@ -42,7 +42,7 @@ class OfflineDialog:
     def __init__(self, profile: AgentProfile) -> None:
         self.profile = profile
 
-    async def reply(self, context: DialogContext) -> AsyncIterator[DialogOutput]:
+    async def reply(self, context: DialogContext) -> AsyncGenerator[DialogOutput, None]:
         for output in respond(context, self.profile):
             yield output
 

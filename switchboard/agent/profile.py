@@ -29,7 +29,7 @@ TOOLS: Final = ("record_details", "transfer_to_operator", "send_emergency_alert"
 PLACEHOLDERS: Final[Mapping[str, frozenset[str]]] = {
     "ask_again": frozenset({"question"}), "readback": frozenset({"facts"}), "goodbye": frozenset({"name"}),
 **{f"fact_{f}": frozenset({"value"}) for f in FIELDS},
-    "system": frozenset({"services", "hours", "area", "emergencies", "fields"}),
+    "system": frozenset({"services", "hours", "area", "emergencies", "fields"}), "facts_note": frozenset({"facts"}),
 }
 
 
@@ -56,6 +56,7 @@ class AgentProfile:
     lines: Mapping[str, str]
     system_template: str
     tool_descriptions: Mapping[str, str]
+    notes: Mapping[str, str]
 
     def line(self, key: str, /, **values: str) -> str:
         """A line of the profile with its placeholders filled (values are inserted as text, never re-parsed)."""
@@ -70,6 +71,10 @@ class AgentProfile:
             "business_name": self.business_name, "services": ", ".join(self.services), "hours": self.hours,
             "area": self.area, "emergencies": "; ".join(self.emergencies),
             "fields": ", ".join(f.replace("_", " ") for f in self.fields)}).strip()
+
+    def note(self, key: str, /, **values: str) -> str:
+        """An addition to the system prompt (``facts_note``, ``alerted_note``)."""
+        return self.notes[key].format_map({"business_name": self.business_name, **values}).strip()
 
     def with_operator(self, operator_number: str | None) -> AgentProfile:
         """Empty transfer and alert lists fall back to the configured operator number."""
@@ -110,7 +115,8 @@ def parse_profile(text: str, source: str = "profile") -> AgentProfile:
         raise ProfileError(f"{source}: [lines] has unknown keys {extra}")
     system = read.string("prompts", "system")
     tools = {name: read.string("prompts", f"tool_{name}") for name in TOOLS}
-    for name, template in [*lines.items(), ("system", system)]:
+    notes = {name: read.string("prompts", name) for name in ("facts_note", "alerted_note")}
+    for name, template in [*lines.items(), ("system", system), *notes.items()]:
         _check_template(template, PLACEHOLDERS.get(name, frozenset()), source, name)
     timeout = read.number("model", "first_token_timeout_s")
     if not 0 < timeout <= 30:
@@ -127,7 +133,7 @@ def parse_profile(text: str, source: str = "profile") -> AgentProfile:
         emergencies=tuple(read.strings("escalation", "emergencies")), model=read.string("model", "name"),
         first_token_timeout_s=timeout, temperature=read.number("model", "temperature"),
         max_tokens=int(read.number("model", "max_tokens")), lines=lines, system_template=system,
-        tool_descriptions=tools)
+        tool_descriptions=tools, notes=notes)
 
 
 class _Reader:

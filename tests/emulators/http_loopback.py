@@ -34,9 +34,14 @@ class RecordLike(Protocol):
 
 @dataclass
 class Response:
+    """``chunks`` makes it a streamed (chunked) response: each piece is sent after its delay in seconds; ``cut``
+    resets the connection after the last piece instead of ending the body (a drop mid-stream)."""
+
     status: int
     body: bytes
     headers: list[tuple[str, str]] = field(default_factory=list)
+    chunks: list[tuple[float, bytes]] | None = None
+    cut: bool = False
 
 
 F = TypeVar("F", bound=FaultLike)
@@ -145,6 +150,8 @@ class LoopbackHttpServer(Generic[F, R]):
                 return False
         response = self._respond(record, fault)
         record.status = response.status
+        if response.chunks is not None:
+            return await self._stream(writer, response)
         await self._write(writer, response)
         return headers.get("connection", "").lower() != "close"
 
@@ -160,10 +167,35 @@ class LoopbackHttpServer(Generic[F, R]):
         return fault
 
     async def _write(self, writer: asyncio.StreamWriter, response: Response) -> None:
+        writer.write(self._head(response) + response.body)
+        await writer.drain()
+
+    def _head(self, response: Response) -> bytes:
         status = f"HTTP/1.1 {response.status} {self.reasons.get(response.status, 'Error')}"
         head = [status, *self._headers(response), *(f"{k}: {v}" for k, v in response.headers)]
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
+        return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+
+    async def _stream(self, writer: asyncio.StreamWriter, response: Response) -> bool:
+        """Send the head at once, then each chunk after its delay (HTTP/1.1 chunked transfer coding); False when
+        the connection is finished (cut, or the emulator closed while a delay was running)."""
+        writer.write(self._head(response))
         await writer.drain()
+        for delay, data in response.chunks or ():
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), delay)
+                if self._closing.is_set():
+                    return False
+            writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+            await writer.drain()
+        if response.cut:
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+            return False
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return True
 
 
 __all__ = ["FaultLike", "LoopbackHttpServer", "RecordLike", "Response"]

@@ -3,8 +3,9 @@
 A small HTTP/1.1 server on plain asyncio streams (so a test can reset a connection or cut a body, which an ASGI
 app cannot): ``POST /v1/chat/completions`` with a bearer check, the structured-output request validation the real
 API does for strict schemas, and an answer derived from the offline extractor over the prompt's transcript (or
-scripted), made to conform to the schema the client sent. Faults are injected for the next N requests or for
-all of them (``times=None``). Every request is logged in :attr:`OpenAIEmulator.requests`.
+scripted), made to conform to the schema the client sent. ``"stream": true`` requests (the voice agent's chat
+with tools) get a streamed answer instead (:mod:`tests.emulators.openai_chat`). Faults are injected for the next N
+requests or for all of them (``times=None``). Every request is logged in :attr:`OpenAIEmulator.requests`.
 
 See ``shared/protocols/openai.md`` for the wire shapes this follows.
 """
@@ -20,6 +21,7 @@ from switchboard.extract.errors import InvalidTranscript
 from switchboard.extract.offline import extract_facts
 from switchboard.extract.schema import Transcript, Turn
 from tests.emulators.http_loopback import LoopbackHttpServer, Response
+from tests.emulators.openai_chat import ChatScript, default_answer, request_problem, sse_events
 
 MODEL = "gpt-4o-mini-2024-07-18"
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
@@ -50,11 +52,17 @@ class Fault:
         return cls("slow", delay_s=delay_s)
 
     @classmethod
+    def first_token_delay(cls, delay_s: float) -> Fault:
+        """Streamed answers: send the response head at once, but the first chunk only after ``delay_s``."""
+        return cls("slow_first_token", delay_s=delay_s)
+
+    @classmethod
     def named(cls, kind: str) -> Fault:
         """``reset`` (TCP RST, no response), ``refusal``, ``length`` (truncated JSON content),
-        ``content_filter``, ``schema_violation``, ``empty_body`` (``{}``), ``truncated_body`` (cut JSON)."""
+        ``content_filter``, ``schema_violation``, ``empty_body`` (``{}``), ``truncated_body`` (cut JSON),
+        ``drop_mid_stream`` (streamed answers: the connection is reset after the first text)."""
         assert kind in {"reset", "refusal", "length", "content_filter", "schema_violation", "empty_body",
-                        "truncated_body"}, kind
+                        "truncated_body", "drop_mid_stream"}, kind
         return cls(kind)
 
 
@@ -84,6 +92,8 @@ class OpenAIEmulator(LoopbackHttpServer[Fault, RecordedRequest]):
         super().__init__(host, port)
         self.api_key = api_key
         self.scripted: dict[str, Any] | None = None
+        self.chat_script: list[ChatScript] = []
+        """Streamed chat answers to give, in order; when empty the offline intake script answers."""
 
     @property
     def base_url(self) -> str:
@@ -92,6 +102,7 @@ class OpenAIEmulator(LoopbackHttpServer[Fault, RecordedRequest]):
     def clear(self) -> None:
         super().clear()
         self.scripted = None
+        self.chat_script.clear()
 
     def _refuse(self, method: str, headers: dict[str, str]) -> _Response | None:
         return None if "content-length" in headers else _error(411, "Content-Length required")
@@ -104,6 +115,9 @@ class OpenAIEmulator(LoopbackHttpServer[Fault, RecordedRequest]):
         return RecordedRequest(method, target.split("?")[0], headers, body)
 
     def _headers(self, response: _Response) -> list[str]:
+        if response.chunks is not None:
+            return ["content-type: text/event-stream; charset=utf-8", "transfer-encoding: chunked",
+                    f"x-request-id: req_emu{next(self._ids)}", "openai-processing-ms: 1"]
         return ["content-type: application/json", f"content-length: {len(response.body)}",
                 f"x-request-id: req_emu{next(self._ids)}", "openai-processing-ms: 1",
                 "x-ratelimit-limit-requests: 10000", "x-ratelimit-remaining-requests: 9999"]
@@ -123,10 +137,25 @@ class OpenAIEmulator(LoopbackHttpServer[Fault, RecordedRequest]):
             response = _error(fault.status, message, code=code)
             response.headers.extend(fault.headers)
             return response
+        if isinstance(request.body, dict) and request.body.get("stream") is True:
+            return self._streamed(request.body, fault)
         problem = validate_request(request.body)
         if problem is not None:
             return _error(400, problem[1], param=problem[0])
         return self._completion(request.body, fault)
+
+    def _streamed(self, body: dict[str, Any], fault: Fault | None) -> _Response:
+        """A streamed chat answer (see :mod:`tests.emulators.openai_chat`), with the streaming faults."""
+        problem = request_problem(body)
+        if problem is not None:
+            return _error(400, problem[1], param=problem[0])
+        script = self.chat_script.pop(0) if self.chat_script else default_answer(body["messages"])
+        events = sse_events(script, body, str(next(self._ids)))
+        kind = fault.kind if fault else None
+        chunks = [(fault.delay_s if kind == "slow_first_token" and i == 1 else 0.0, e) for i, e in enumerate(events)]
+        if kind == "drop_mid_stream":
+            return _Response(200, b"", chunks=chunks[:3], cut=True)
+        return _Response(200, b"", chunks=chunks)
 
     def _completion(self, body: dict[str, Any], fault: Fault | None) -> _Response:
         schema = body["response_format"]["json_schema"]["schema"]
@@ -242,4 +271,4 @@ def _error(status: int, message: str, *, param: str | None = None, code: str | N
     return _Response(status, json.dumps({"error": error}).encode())
 
 
-__all__ = ["MODEL", "Fault", "OpenAIEmulator", "RecordedRequest", "conform", "validate_request"]
+__all__ = ["MODEL", "ChatScript", "Fault", "OpenAIEmulator", "RecordedRequest", "conform", "validate_request"]
