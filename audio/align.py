@@ -4,16 +4,22 @@ Each track's audio is placed by its Twilio media timestamp (samples since stream
 arrived: a gap becomes silence, an overlap is dropped (first arrival wins). Output is released only for samples
 present on every track. A track more than ``max_lag_ms`` behind the leading one (silent, missing, starting late)
 is filled with silence up to ``leader − max_lag`` so it neither stalls the output nor lets the leader's backlog
-grow without bound; audio that arrives later for a span already filled is dropped and counted.
+grow without bound; audio that arrives later for a span already filled is dropped and counted. A frame placed more
+than ``max_gap_ms`` past the leading track raises :class:`TimestampJumpError` before any silence is allocated, so no
+timestamp can make the aligner allocate more than ``max_gap_ms + max_lag_ms`` at once.
 
 The interleave uses bytearray extended-slice assignment (a C loop), which for 20 ms frames is several times
 cheaper than building numpy arrays.
 """
 
 from dataclasses import dataclass
+from typing import Final
 
 from audio import MULAW_SILENCE, SAMPLES_PER_MS
-from audio.errors import AudioError
+from audio.errors import AudioError, TimestampJumpError
+
+MAX_GAP_MS: Final = 600_000
+"""Default bound on how far past the leading track a frame may start (10 minutes of silence at most)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +34,12 @@ class TrackStats:
 class TrackAligner:
     """Aligns tracks by media timestamp and returns interleaved μ-law (channel order = ``tracks`` order)."""
 
-    def __init__(self, tracks: tuple[str, ...] = ("inbound", "outbound"), max_lag_ms: int = 1000) -> None:
-        if not tracks or len(set(tracks)) != len(tracks) or max_lag_ms < 0:
-            raise AudioError(f"invalid aligner config: tracks={tracks!r} (non-empty, unique), max_lag_ms={max_lag_ms}")
+    def __init__(self, tracks: tuple[str, ...] = ("inbound", "outbound"), max_lag_ms: int = 1000,
+                 max_gap_ms: int = MAX_GAP_MS) -> None:
+        if not tracks or len(set(tracks)) != len(tracks) or max_lag_ms < 0 or max_gap_ms < 0:
+            raise AudioError(f"invalid aligner config: tracks={tracks!r} (non-empty, unique), max_lag_ms={max_lag_ms}, "
+                             f"max_gap_ms={max_gap_ms}")
+        self._max_gap = max_gap_ms * SAMPLES_PER_MS
         self._tracks = tuple(tracks)
         self._index = {name: i for i, name in enumerate(tracks)}
         self._bufs = [bytearray() for _ in tracks]
@@ -62,6 +71,11 @@ class TrackAligner:
             raise AudioError(f"invalid position {timestamp_ms} ms + {offset} samples")
         buf = self._bufs[i]
         start = timestamp_ms * SAMPLES_PER_MS + offset
+        if start - self._lead > self._max_gap:
+            raise TimestampJumpError(
+                f"{track} at {timestamp_ms} ms is more than max_gap_ms={self._max_gap // SAMPLES_PER_MS} ahead of the "
+                f"timeline ({self._lead // SAMPLES_PER_MS} ms)"
+            )
         end = self._position + len(buf)
         if start > end:
             self._silence[i] += start - end

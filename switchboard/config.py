@@ -24,6 +24,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from switchboard.transcribe.wisprflow_wire import PRODUCTION_URL
+from switchboard.twilio.media_bounds import MediaTimeLimits
 
 
 class ConfigError(ValueError):
@@ -96,6 +97,11 @@ ENV_VARS: Final[Mapping[str, str]] = {
                                   "load balancer sends new calls elsewhere",
     "SWITCHBOARD_INSTANCE_ID": "This instance's name on the calls it streams (unset = one made once and kept in the "
                                "data dir); on restart it finishes its own calls that were live when it died",
+    "SWITCHBOARD_MAX_MEDIA_JUMP_MS": "A media timestamp further than this ahead of the stream (or back on its track) "
+                                     "closes the stream as a protocol violation",
+    "SWITCHBOARD_MAX_MEDIA_SPEED": "Media time may run at most this many times faster than the wall clock (after "
+                                   "SWITCHBOARD_MAX_MEDIA_LEAD_S); faster senders are held back",
+    "SWITCHBOARD_MAX_MEDIA_LEAD_S": "Media time a stream may send ahead of that pace at once (bursts, fast replays)",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -145,6 +151,9 @@ class Settings:
     max_loop_lag_s: float = 0.25
     instance_id: str | None = None
     """None = the one kept in the data dir (:func:`switchboard.recovery.instance_id`)."""
+    max_media_jump_ms: int = 5_000
+    max_media_speed: float = 20.0
+    max_media_lead_s: float = 60.0
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.public_url)
@@ -169,6 +178,9 @@ class Settings:
             raise ConfigError(f"SWITCHBOARD_MAX_LOOP_LAG_S must be > 0, got {self.max_loop_lag_s}")
         if self.breaker_failures < 1 or not self.breaker_cooldown_s > 0:
             raise ConfigError("SWITCHBOARD_BREAKER_FAILURES must be ≥ 1 and SWITCHBOARD_BREAKER_COOLDOWN_S > 0")
+        if self.max_media_jump_ms < 0 or not self.max_media_speed >= 1 or self.max_media_lead_s < 0:
+            raise ConfigError("SWITCHBOARD_MAX_MEDIA_JUMP_MS and SWITCHBOARD_MAX_MEDIA_LEAD_S must be ≥ 0 and "
+                              "SWITCHBOARD_MAX_MEDIA_SPEED ≥ 1")
 
     @property
     def public_base(self) -> str:
@@ -181,6 +193,10 @@ class Settings:
     @property
     def spool_dir(self) -> Path:
         return self.data_dir / "spool"
+
+    @property
+    def media_time_limits(self) -> MediaTimeLimits:
+        return MediaTimeLimits(self.max_media_jump_ms, self.max_media_speed, round(self.max_media_lead_s * 1000))
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -234,6 +250,9 @@ class Settings:
             job_lease_s=_float(env, "SWITCHBOARD_JOB_LEASE_S", 30.0),
             max_loop_lag_s=_float(env, "SWITCHBOARD_MAX_LOOP_LAG_S", 0.25),
             instance_id=env.get("SWITCHBOARD_INSTANCE_ID") or None,
+            max_media_jump_ms=_int(env, "SWITCHBOARD_MAX_MEDIA_JUMP_MS", 5_000),
+            max_media_speed=_float(env, "SWITCHBOARD_MAX_MEDIA_SPEED", 20.0),
+            max_media_lead_s=_float(env, "SWITCHBOARD_MAX_MEDIA_LEAD_S", 60.0),
         )
 
 

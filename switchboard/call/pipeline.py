@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from audio import STT_RATE, TWILIO_RATE
+from audio import SAMPLES_PER_MS, STT_RATE, TWILIO_RATE
 from audio.jitter import Frame, JitterBuffer
 from audio.mulaw import decode
 from audio.resample import StreamResampler
@@ -16,6 +16,8 @@ from switchboard.metrics import Histogram
 from switchboard.transcribe.base import TranscriptStream
 
 RecordFn = Callable[[str, int, bytes, int], None]
+KEEP_UP_MS = 2_000
+"""How far a silent track may fall behind the other before its silence is released (far above any reordering)."""
 
 
 class TrackPipeline:
@@ -43,6 +45,14 @@ class TrackPipeline:
 
     def release_until(self, timestamp_ms: int) -> None:
         self._emit(self._jitter.release_until(timestamp_ms))
+
+    def keep_up(self, timestamp_ms: int) -> None:
+        """Another track reached ``timestamp_ms``: if this one is more than ``KEEP_UP_MS`` behind, it is silent (an
+        outbound track while nothing plays), so fill it up to there now. Its holes then never grow past a few
+        seconds, and the jitter buffer's gap bound only ever meets hostile timestamps."""
+        behind = timestamp_ms - KEEP_UP_MS
+        if behind * SAMPLES_PER_MS > self._jitter.next_sample and not self._finished:
+            self.release_until(behind)
 
     def finish(self) -> None:
         """Release everything held, drain the resampler's delay line and tell the recogniser the track ended."""

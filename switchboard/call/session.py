@@ -142,6 +142,9 @@ class CallSession:
         state = self._tracks.get(media.track)
         if state is not None and not self._stopped:
             state.pipeline.push(media.chunk, media.timestamp_ms, media.payload)
+            for other in self._tracks.values():  # a silent track's holes are filled as time moves on, not at once
+                if other is not state:
+                    other.pipeline.keep_up(media.timestamp_ms)
 
     def stop(self, reason: str) -> None:
         """No more media: flush every track so its final words reach the recogniser."""

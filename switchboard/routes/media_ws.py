@@ -7,16 +7,19 @@ kept, because the session finalises on every way out.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from audio.errors import TimestampJumpError
 from switchboard.call.registry import DuplicateCall
 from switchboard.call.session import CallSession
 from switchboard.services import Services
 from switchboard.tokens import check_stream_token
-from switchboard.twilio.errors import ProtocolViolation
+from switchboard.twilio.errors import CloseCode, ProtocolViolation
+from switchboard.twilio.media_bounds import MediaTimeGuard
 from switchboard.twilio.media_stream import Media, MediaStream, Start, Stop
 from switchboard.twilio.signature import validate_websocket, websocket_url
 
@@ -54,7 +57,8 @@ async def media_stream(ws: WebSocket) -> None:
     session = CallSession(start, services.session_deps())
     try:
         async with services.registry.hold(start.call_sid, session), session:
-            await _pump(ws, parser, session)
+            guard = MediaTimeGuard(settings.media_time_limits, asyncio.get_running_loop().time())
+            await _pump(ws, parser, session, guard)
             session.parser_stats = _stats(parser)
     except DuplicateCall as exc:
         await ws.close(POLICY, str(exc))
@@ -71,7 +75,8 @@ async def _wait_start(ws: WebSocket, parser: MediaStream) -> Start | None:
                 return event
 
 
-async def _pump(ws: WebSocket, parser: MediaStream, session: CallSession) -> None:
+async def _pump(ws: WebSocket, parser: MediaStream, session: CallSession, guard: MediaTimeGuard) -> None:
+    loop = asyncio.get_running_loop()
     while True:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
@@ -79,14 +84,21 @@ async def _pump(ws: WebSocket, parser: MediaStream, session: CallSession) -> Non
             return
         try:
             events = parser.receive(_frame(message))
+            for event in events:
+                if isinstance(event, Media):
+                    wait_s = guard.admit(event.track, event.timestamp_ms, loop.time())
+                    if wait_s > 0:  # media ahead of the pace rule: stop reading, TCP pushes back on the sender
+                        await asyncio.sleep(wait_s)
+                    try:
+                        session.on_media(event)
+                    except TimestampJumpError as exc:  # the audio layer's own last-resort bound
+                        raise ProtocolViolation(str(exc), CloseCode.POLICY_VIOLATION) from exc
         except ProtocolViolation as exc:
             session.stop(f"protocol violation: {exc.reason}")
             await ws.close(exc.close_code, exc.close_reason)
             return
         for event in events:
-            if isinstance(event, Media):
-                session.on_media(event)
-            elif isinstance(event, Stop):
+            if isinstance(event, Stop):
                 session.stop("stop")
                 await ws.close(1000)
                 return

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from audio import MULAW_SILENCE, SAMPLES_PER_MS
 from audio.align import TrackAligner, TrackStats
-from audio.errors import AudioError
+from audio.errors import AudioError, TimestampJumpError
 from audio.jitter import Frame, JitterBuffer
 
 SIL = bytes([MULAW_SILENCE])
@@ -258,3 +258,28 @@ def test_bad_pushes_raise(track: str, ts: int, offset: int) -> None:
 def test_bad_config_raises(tracks: tuple[str, ...], lag: int) -> None:
     with pytest.raises(AudioError):
         TrackAligner(tracks, lag)
+
+
+@pytest.mark.parametrize("ts_ms", [10**12, 600_100])
+def test_far_future_timestamp_is_refused_before_allocating(ts_ms: int) -> None:
+    """A frame 10^12 ms ahead used to allocate the whole gap of silence in one go (10^13 bytes); now it is refused
+    and the timeline is untouched."""
+    al = TrackAligner()
+    al.push("inbound", 0, b"\x01" * 160)
+    al.push("outbound", 0, b"\x02" * 160)
+    with pytest.raises(TimestampJumpError, match="max_gap_ms"):
+        al.push("outbound", ts_ms, b"\x02" * 160)
+    assert al.position_samples == 160
+    assert al.stats()["outbound"].silence_samples == 0
+    assert al.push("inbound", 20, b"\x01" * 160) == b""  # still aligning normally
+    assert al.push("outbound", 20, b"\x02" * 160) == b"\x01\x02" * 160
+
+
+def test_aligner_gap_bound_is_relative_to_the_leading_track() -> None:
+    """A silent track resuming minutes later is within the bound (the leader kept the timeline moving)."""
+    al = TrackAligner(max_gap_ms=2_000)
+    for i in range(500):  # 10 s of inbound alone
+        al.push("inbound", i * 20, b"\x01" * 160)
+    assert al.push("outbound", 9_980, b"\x02" * 160)  # 10 s after its own start, but level with the leader
+    with pytest.raises(TimestampJumpError):
+        al.push("outbound", 10_000 + 2_001, b"\x02" * 160)

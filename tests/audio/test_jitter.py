@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audio import FRAME_SAMPLES, MULAW_SILENCE, SAMPLES_PER_MS
-from audio.errors import AudioError
+from audio.errors import AudioError, TimestampJumpError
 from audio.jitter import Frame, JitterBuffer, JitterStats
 
 SIL = bytes([MULAW_SILENCE])
@@ -372,3 +372,31 @@ def test_bad_config_raises(kwargs: dict[str, int]) -> None:
 def test_frame_positions() -> None:
     f = Frame(12, b"\x01" * 100, False, 4)
     assert (f.start_sample, f.end_sample) == (100, 200)
+
+
+@pytest.mark.parametrize("jump_ms", [10**12, 600_100, 10**17])
+def test_far_future_timestamp_is_refused_without_filling(jump_ms: int) -> None:
+    """A frame 10^12 ms ahead used to make the buffer build ~5·10^10 silence frames; now it is refused at once,
+    nothing is held or filled, and the stream goes on from where it was."""
+    jb = JitterBuffer()
+    for i in range(3):
+        jb.push(*frame_20ms(i))
+    with pytest.raises(TimestampJumpError, match="max_gap_ms"):
+        jb.push(4, jump_ms, pattern(0, 160))
+    with pytest.raises(TimestampJumpError):
+        jb.release_until(jump_ms)
+    stats = jb.stats()
+    assert stats.held_frames == 0 and stats.gap_filled_frames == 0
+    assert jb.push(*frame_20ms(3))[0].timestamp_ms == 60  # the buffer is still usable
+
+
+def test_gap_bound_is_configurable_and_gaps_within_it_are_filled() -> None:
+    jb = JitterBuffer(max_gap_ms=5_000)
+    jb.push(*frame_20ms(0))
+    jb.push(2, 20 + 5_000, pattern(0, 160))  # exactly at the bound: held behind a 5 s hole
+    out = jb.flush()
+    assert sum(len(f.payload) for f in out if f.filled) == 5_000 * SAMPLES_PER_MS
+    with pytest.raises(TimestampJumpError):
+        jb.push(3, 5_040 + 5_001, pattern(0, 160))
+    with pytest.raises(AudioError):
+        JitterBuffer(window_ms=60, max_gap_ms=59)
