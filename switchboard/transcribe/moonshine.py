@@ -1,17 +1,16 @@
-"""Moonshine Base English (``moonshine_cpp==0.1.4``, weights in the wheel) behind a thread pool.
+"""Moonshine Base English (model files from the ``moonshine_cpp==0.1.4`` wheel) behind a thread pool.
 
-The package's own ``MoonshineModel.transcribe()`` is broken in 0.1.4 (it uses ``ctypes.c_float_p``, which
-does not exist), so :class:`MoonshineEngine` calls the C function ``moonshine_transcribe(handle, float*, n,
-char**)`` itself. Moonshine is not streaming and decoding is super-linear in length (≈0.6 s for 2 s of
-speech, 9.7 s for 20 s), so callers cut utterances with a VAD and decode each at its end. ctypes releases
-the GIL during the call, so a thread pool gives real parallelism; each worker thread owns one engine (≈450
-MB RSS), loaded on its first job.
+:class:`MoonshineEngine` runs the model on the ``onnxruntime`` package (:mod:`.moonshine_ort`), not through the
+wheel's own ``libmoonshine.so``: that library needs AVX-512 and kills the process with SIGILL on CPUs without
+it, so it is never loaded. Moonshine is not streaming and decoding is super-linear in length, so callers cut
+utterances with a VAD and decode each at its end. ONNX Runtime releases the GIL during a run, so a thread
+pool gives real parallelism; each worker thread owns one engine (≈600 MB RSS after a 10 s decode), loaded on
+its first job.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import threading
 import time
 import wave
@@ -19,12 +18,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from switchboard.transcribe.errors import ProviderUnavailable, RecognitionFailed
+from switchboard.transcribe.moonshine_ort import ORT_ERRORS, MoonshineOrt, wheel_model_dir
 from switchboard.transcribe.wer import wer
 
 PROVIDER = "moonshine"
@@ -32,6 +32,8 @@ SAMPLE_RATE = 16_000
 SELF_TEST_TEXT = "Ever tried ever failed, no matter try again fail again fail better."
 SELF_TEST_MAX_WER = 0.2
 Float32 = npt.NDArray[np.float32]
+MODEL_ERRORS: tuple[type[Exception], ...] = (ValueError, *ORT_ERRORS)  # malformed files or a failed run
+LOAD_ERRORS: tuple[type[Exception], ...] = (OSError, *MODEL_ERRORS)
 
 
 class Recognizer(Protocol):
@@ -44,54 +46,41 @@ class Recognizer(Protocol):
     def close(self) -> None: ...
 
 
-def _load_package() -> Any:
-    """Import ``moonshine_cpp`` only when a model is needed: importing it loads two shared libraries."""
-    try:
-        from moonshine_cpp import moonshine_cpp as package
-    except (ImportError, OSError) as exc:  # no wheel for this platform, or its .so files fail to load
-        raise ProviderUnavailable(
-            f"Moonshine cannot load ({exc}); moonshine_cpp==0.1.4 ships for Linux x86_64 only",
-            retryable=False, provider=PROVIDER) from exc
-    return package
-
-
 class MoonshineEngine:
-    """One Moonshine model, loaded at construction (≈0.4 s); not safe to call from two threads at once."""
+    """One Moonshine model, loaded at construction (≈0.9 s); not safe to call from two threads at once.
 
-    def __init__(self) -> None:
-        package = _load_package()
+    ``model_dir`` holds ``encoder_model.ort``, ``decoder_model_merged.ort`` and ``tokenizer.bin``; by default
+    the wheel's ``models/base-en``. The self-test clip is the wheel's ``test-data/beckett.wav``.
+    """
+
+    def __init__(self, model_dir: Path | None = None) -> None:
         try:
-            self._model = package.MoonshineModel()
-        except (AssertionError, MemoryError, OSError) as exc:  # missing model files / load returned -1
+            model_dir = wheel_model_dir() if model_dir is None else model_dir
+            self._model: MoonshineOrt | None = MoonshineOrt(model_dir)
+        except LOAD_ERRORS as exc:  # missing, unreadable or malformed model files
             raise ProviderUnavailable(f"Moonshine model failed to load: {exc}", retryable=False,
                                       provider=PROVIDER) from exc
-        self._lib = package.moonshine_lib
-        self._test_wav = Path(package.__file__).parent / "test-data" / "beckett.wav"
 
     def transcribe(self, samples: Float32) -> str:
-        """Text of mono float32 16 kHz audio in [-1, 1]; an empty array gives ""."""
+        """Text of mono float32 16 kHz audio in [-1, 1]; an empty (or sub-56 ms) array gives ""."""
         if samples.ndim != 1:
             raise ValueError(f"expected mono samples, got shape {samples.shape}")
-        if samples.size == 0:
-            return ""
-        if self._model.model_handle == -1:
+        if self._model is None:
             raise ProviderUnavailable("engine is closed", retryable=False, provider=PROVIDER)
-        audio = np.ascontiguousarray(samples, dtype=np.float32)
-        text = ctypes.c_char_p()
-        rc = self._lib.moonshine_transcribe(self._model.model_handle,
-                                            audio.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-                                            audio.size, ctypes.byref(text))
-        if rc != 0:
-            raise RecognitionFailed(f"moonshine_transcribe returned {rc} for {audio.size} samples",
-                                    provider=PROVIDER)
         try:
-            return (text.value or b"").decode("utf-8", errors="replace").strip()
-        finally:
-            self._lib.moonshine_free_text(text)
+            return self._model.transcribe(samples)
+        except MODEL_ERRORS as exc:  # a run failed, or a token id the tokenizer lacks
+            raise RecognitionFailed(f"Moonshine decode failed for {samples.size} samples: {exc}",
+                                    provider=PROVIDER) from exc
 
     def self_test(self) -> str:
         """Decode the bundled ``beckett.wav``; raise ``ProviderUnavailable`` unless it reads as expected."""
-        text = self.transcribe(read_wav_16k(self._test_wav))
+        try:
+            audio = read_wav_16k(wheel_model_dir().parent.parent / "test-data" / "beckett.wav")
+        except (OSError, EOFError, wave.Error, ValueError) as exc:
+            raise ProviderUnavailable(f"self-test clip unreadable: {exc}", retryable=False,
+                                      provider=PROVIDER) from exc
+        text = self.transcribe(audio)
         score = wer(SELF_TEST_TEXT, text)
         if score > SELF_TEST_MAX_WER:
             raise ProviderUnavailable(f"self-test mismatch (WER {score:.2f}): {text!r}", retryable=False,
@@ -99,10 +88,8 @@ class MoonshineEngine:
         return text
 
     def close(self) -> None:
-        """Free the native model now instead of at garbage collection; idempotent."""
-        if self._model.model_handle != -1:
-            self._lib.moonshine_free_model(self._model.model_handle)
-            self._model.model_handle = -1  # the package's __del__ frees only a valid handle
+        """Drop the sessions now instead of at garbage collection; idempotent."""
+        self._model = None
 
 
 def read_wav_16k(path: Path) -> Float32:
@@ -148,7 +135,7 @@ class RecognizerPool:
     def _engine(self) -> Recognizer:
         engine: Recognizer | None = getattr(self._local, "engine", None)
         if engine is None:
-            with self._lock:  # native model loading is not documented as thread-safe
+            with self._lock:  # one load at a time: loads are memory-heavy and share the lock with stats
                 engine = self._factory()
                 self._engines.append(engine)
             self._local.engine = engine

@@ -1,6 +1,7 @@
-"""The real Moonshine model: self-test, the worker pool, and LocalTranscriber end to end on beckett.wav.
+"""The real Moonshine model on onnxruntime: tokenizer, self-test, bad model files, the worker pool, and
+LocalTranscriber end to end on beckett.wav.
 
-One pool (one model load, ~0.5 s) serves the module; the decodes here are ~8 s of speech in total.
+One pool (one model load, ~1 s) serves most of the module; the decodes here are ~10 s of speech in total.
 """
 
 from __future__ import annotations
@@ -15,9 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from switchboard.transcribe.errors import ProviderUnavailable
+from switchboard.transcribe.errors import ProviderUnavailable, RecognitionFailed
 from switchboard.transcribe.local import LocalTranscriber
 from switchboard.transcribe.moonshine import SELF_TEST_TEXT, MoonshineEngine, RecognizerPool
+from switchboard.transcribe.moonshine_ort import (
+    MIN_SAMPLES,
+    MODEL_FILES,
+    ORT_ERRORS,
+    BinTokenizer,
+    MoonshineOrt,
+    parse_tokenizer_bin,
+    wheel_model_dir,
+)
 from switchboard.transcribe.wer import normalise, wer
 
 RATE = 16_000
@@ -115,9 +125,71 @@ def test_engine_rejects_stereo_and_survives_close() -> None:
 
 def test_missing_package_is_provider_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "moonshine_cpp", None)  # as on a platform without the wheel
-    with pytest.raises(ProviderUnavailable, match="Moonshine cannot load") as info:
+    with pytest.raises(ProviderUnavailable, match="moonshine_cpp is not installed") as info:
         MoonshineEngine()
     assert info.value.retryable is False and info.value.provider == "moonshine"
+
+
+def _model_dir(tmp_path: Path, **replace: bytes | None) -> Path:
+    """The wheel's model files linked into ``tmp_path``; ``replace`` swaps a file's content (None drops it)."""
+    for name in MODEL_FILES:
+        key = name.split(".")[0]
+        if key not in replace:
+            (tmp_path / name).symlink_to(wheel_model_dir() / name)
+        elif (content := replace[key]) is not None:
+            (tmp_path / name).write_bytes(content)
+    return tmp_path
+
+
+def test_missing_model_file_names_it(tmp_path: Path) -> None:
+    with pytest.raises(ProviderUnavailable, match=r"missing in .*: decoder_model_merged\.ort") as info:
+        MoonshineEngine(_model_dir(tmp_path, decoder_model_merged=None))
+    assert info.value.retryable is False and info.value.provider == "moonshine"
+
+
+def test_corrupt_model_file_is_provider_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(ProviderUnavailable, match="Moonshine model failed to load"):
+        MoonshineEngine(_model_dir(tmp_path, encoder_model=b"not an ORT flatbuffer"))
+
+
+def test_truncated_tokenizer_is_provider_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(ProviderUnavailable, match="runs past the end"):
+        MoonshineEngine(_model_dir(tmp_path, tokenizer=b"\x05<unk>\x03<s>\x09</s>"))
+
+
+def test_tokenizer_too_small_for_the_model_fails_the_decode(tmp_path: Path) -> None:
+    engine = MoonshineEngine(_model_dir(tmp_path, tokenizer=b"\x05<unk>\x03<s>\x04</s>"))
+    with pytest.raises(RecognitionFailed, match="invalid token id") as info:
+        engine.transcribe(_beckett()[int(0.2 * RATE) : int(1.5 * RATE)].astype(np.float32) / 32768)
+    assert info.value.provider == "moonshine"
+
+
+def test_tokenizer_bin_lengths() -> None:
+    long_token = "▁".encode() * 70  # 210 bytes: a two-byte length, 210 = 1 * 128 + (210 - 128)
+    data = b"\x03<s>" + b"\x00" + bytes([210 - 128 + 128, 1]) + long_token + b"\x01a"
+    assert parse_tokenizer_bin(data) == [b"<s>", b"", long_token, b"a"]
+    with pytest.raises(ValueError, match="truncated length"):
+        parse_tokenizer_bin(b"\x01a\x85")
+
+
+def test_tokenizer_decodes_the_wheels_ids() -> None:
+    tokenizer = BinTokenizer.load(wheel_model_dir() / "tokenizer.bin")
+    assert len(tokenizer.tokens) == 32_000 and tokenizer.tokens[:3] == [b"<unk>", b"<s>", b"</s>"]
+    # start, "▁Ever", "▁tried", "▁ever", "▁failed", ",", "▁no", EOS: specials dropped, ▁ is a space, trimmed
+    assert tokenizer.decode([1, 18274, 1898, 3926, 5229, 29892, 694, 2]) == "Ever tried ever failed, no"
+    assert tokenizer.decode([1, 2]) == ""
+    with pytest.raises(ValueError, match="invalid token id 32000"):
+        tokenizer.decode([1, 32_000])
+
+
+def test_audio_shorter_than_one_encoder_frame_is_no_text() -> None:
+    model = MoonshineOrt()
+    speech = _beckett()[int(0.2 * RATE) :].astype(np.float32) / 32768
+    with pytest.raises(ORT_ERRORS):  # what the guard protects against: the encoder's convolutions refuse it
+        model.generate(speech[: MIN_SAMPLES - 1])
+    assert model.transcribe(speech[: MIN_SAMPLES - 1]) == ""
+    tokens = model.generate(speech[:MIN_SAMPLES])  # one frame: ceil(0.056 s * 13) = 1 token after the start
+    assert len(tokens) == 2 and tokens[0] == 1
 
 
 async def test_closed_pool_refuses_work() -> None:
