@@ -41,6 +41,7 @@ from bench_server import clip, free_port, measure, wait_ready
 from switchboard.config import Secret, Settings, load_local_secrets
 from switchboard.replay.runner import ReplayOptions, run_replay
 from switchboard.replay.twilio_fake import Target
+from switchboard.transcribe.base import ProviderSwitched
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "fixtures" / "real_beckett_short.wav"
@@ -102,8 +103,7 @@ def caller_audio() -> np.ndarray:
 async def one_run(chain: Any, wispr: Any, kind: str, pcm: np.ndarray, track: str) -> Run:
     """Stream ``pcm`` at real time through ``chain``; time the fault, the switch and the first backup result."""
     run = Run()
-    switches: list[float] = []
-    chain.on_switch = lambda *_: switches.append(time.monotonic())
+    switches: list[float] = []  # when each switch was announced (the backup is open by then)
     appends, commits = len(wispr.appends), len(wispr.commits)
     opened = time.monotonic()
     stream = await chain.open(track, 16_000)
@@ -120,7 +120,9 @@ async def one_run(chain: Any, wispr: Any, kind: str, pcm: np.ndarray, track: str
     try:
         async with asyncio.timeout(SECONDS + 30):
             async for event in stream:
-                if event.provider != "wisprflow":
+                if isinstance(event, ProviderSwitched):
+                    switches.append(time.monotonic())
+                elif event.provider != "wisprflow":
                     run.first_backup = time.monotonic()
                     run.lag = run.first_backup - (started + event.end_ms / 1000)
                     break

@@ -6,22 +6,22 @@ reading its transcript stream) and finalises in ``__aexit__`` whatever ended the
 socket, a protocol violation, server shutdown): audio held in jitter buffers is flushed, final words are recognised,
 the recording is closed and the call row is marked ended with the cause.
 
-When the transcriber fails over (a :class:`~switchboard.transcribe.fallback.FallbackStream`), each switch it made
-is published as a ``provider.switched`` live event, counted in ``switchboard_provider_switches_total`` and kept in
-the call's stats. The consumer reads the stream's ``switches`` after every event and when the track ends, so a
-switch is announced just before the first result of the provider it moved to.
+When the transcriber fails over (a :class:`~switchboard.transcribe.fallback.FallbackStream`), the stream yields each
+switch in order with the events; the session publishes it as a ``provider.switched`` live event, counts it in
+``switchboard_provider_switches_total`` and keeps it in the call's stats.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from switchboard.archive.base import recording_key
 from switchboard.call.pipeline import TrackPipeline
@@ -39,9 +39,8 @@ from switchboard.metrics import Metrics
 from switchboard.store.base import Segment, Store
 from switchboard.store.errors import StoreError
 from switchboard.store.writer import SegmentWriter
-from switchboard.transcribe.base import Transcriber, TranscriptEvent, TranscriptStream
+from switchboard.transcribe.base import ProviderSwitched, Transcriber, TranscriptEvent, TranscriptStream
 from switchboard.transcribe.errors import TranscriptionError
-from switchboard.transcribe.fallback import Switch
 from switchboard.twilio.media_stream import Media, Start
 
 if TYPE_CHECKING:
@@ -73,20 +72,12 @@ class SessionDeps:
     """Stored with the stream's start, so this instance can finish the call if it dies mid-call."""
 
 
-@runtime_checkable
-class SwitchingStream(Protocol):
-    """A transcript stream that may move between providers, listing each move it made, oldest first."""
-
-    switches: list[Switch]
-
-
 @dataclass(slots=True)
 class _Track:
     pipeline: TrackPipeline
     stream: TranscriptStream
     seq: int = 0
     waiting: asyncio.Timeout | None = None
-    switches_seen: int = 0
 
 
 @dataclass
@@ -99,8 +90,9 @@ class CallSession:
     end_reason: str = "stop"
     providers: set[str] = field(default_factory=set)
     transcription_errors: list[str] = field(default_factory=list)
-    switches: list[Switch] = field(default_factory=list)
-    parser_stats: dict[str, Any] = field(default_factory=dict)
+    switches: list[ProviderSwitched] = field(default_factory=list)
+    parser_stats: Callable[[], Mapping[str, object]] = dict
+    """Read once, at the end of the call: the media-stream parser's counters (skipped messages, gaps)."""
     _tracks: dict[str, _Track] = field(default_factory=dict)
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
     _recorder: StereoRecorder | None = None
@@ -191,7 +183,9 @@ class CallSession:
                     return
                 finally:
                     state.waiting = None
-                    self._publish_switches(state)
+                if isinstance(event, ProviderSwitched):
+                    self._publish_switch(event)
+                    continue
                 self._publish_transcript(event)
                 if event.is_final and event.text:
                     state.seq += 1
@@ -216,19 +210,12 @@ class CallSession:
         self.transcription_errors.append(f"{track}: {error}")
         self.deps.hub.publish(self.call_sid, TranscriberError(track, error))
 
-    def _publish_switches(self, state: _Track) -> None:
-        """Announce the provider switches the track's stream made since the last look."""
-        stream = state.stream
-        if not isinstance(stream, SwitchingStream) or len(stream.switches) == state.switches_seen:
-            return
-        new = stream.switches[state.switches_seen:]
-        state.switches_seen += len(new)
-        for switch in new:
-            self.switches.append(switch)
-            labels = {"from": switch.from_provider, "to": switch.to_provider, "reason": switch.reason.value}
-            self.deps.metrics.inc("switchboard_provider_switches_total", labels=labels)
-            self.deps.hub.publish(self.call_sid, ProviderSwitchUpdate(
-                switch.track, switch.from_provider, switch.to_provider, switch.reason.value, switch.media_ms))
+    def _publish_switch(self, switch: ProviderSwitched) -> None:
+        self.switches.append(switch)
+        labels = {"from": switch.from_provider, "to": switch.to_provider, "reason": switch.reason.value}
+        self.deps.metrics.inc("switchboard_provider_switches_total", labels=labels)
+        self.deps.hub.publish(self.call_sid, ProviderSwitchUpdate(
+            switch.track, switch.from_provider, switch.to_provider, switch.reason.value, switch.media_ms))
 
     def _publish_transcript(self, event: TranscriptEvent) -> None:
         self.providers.add(event.provider)
@@ -264,7 +251,7 @@ class CallSession:
         stats = {
             "tracks": {t: s.pipeline.stats() for t, s in self._tracks.items()},
             "recording": self._recorder.stats(),
-            "parser": self.parser_stats,
+            "parser": dict(self.parser_stats()),
             "transcription_errors": self.transcription_errors,
             "switches": [{"track": s.track, "from": s.from_provider, "to": s.to_provider, "reason": s.reason.value,
                           "media_ms": s.media_ms, "replay_from_ms": s.replay_from_ms} for s in self.switches],

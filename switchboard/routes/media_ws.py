@@ -54,12 +54,11 @@ async def media_stream(ws: WebSocket) -> None:
         log.warning("media stream for %s refused: bad stream token", start.call_sid)
         await ws.close(POLICY, "invalid stream token for this call")
         return
-    session = CallSession(start, services.session_deps())
+    session = CallSession(start, services.session_deps(), parser_stats=lambda: parser.stats().as_dict())
     try:
         async with services.registry.hold(start.call_sid, session), session:
             guard = MediaTimeGuard(settings.media_time_limits, asyncio.get_running_loop().time())
             await _pump(ws, parser, session, guard)
-            session.parser_stats = _stats(parser)
     except DuplicateCall as exc:
         await ws.close(POLICY, str(exc))
 
@@ -110,7 +109,3 @@ def _frame(message: Mapping[str, object]) -> str | bytes:
         return text
     data = message.get("bytes")
     return data if isinstance(data, bytes) else b""
-
-
-def _stats(parser: MediaStream) -> dict[str, object]:
-    return parser.stats().as_dict()

@@ -1,7 +1,8 @@
 """The provider-neutral transcription seam: a ``Transcriber`` per provider, a ``TranscriptStream`` per track.
 
 Audio goes in synchronously (``push`` never waits, so the media path never blocks on a recogniser) and
-results come out as an async iterator of :class:`TranscriptEvent`. Times are media time, in milliseconds
+results come out as an async iterator of :class:`TranscriptEvent` (and :class:`ProviderSwitched` where a
+failover composite moves a track). Times are media time, in milliseconds
 since the stream began (taken from the ``pts_ms`` the caller pushes, i.e. Twilio timestamps), never
 wall-clock time, so a replayed call gets the same timestamps as the live one. Local engines and cloud
 providers implement the same two protocols, which lets a failover composite wrap any of them (see
@@ -11,6 +12,7 @@ providers implement the same two protocols, which lets a failover composite wrap
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from audio.pcm import Pcm16, check_pcm
@@ -32,13 +34,41 @@ class TranscriptEvent:
     """0..1 when the provider reports one; ``None`` for engines that do not (Moonshine)."""
 
 
+class SwitchReason(StrEnum):
+    OPEN_ERROR = "open_error"
+    STREAM_ERROR = "stream_error"
+    EARLY_END = "early_end"
+    STALL = "stall"
+    MISSING_FINAL = "missing_final"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSwitched:
+    """A stream moved one track to another provider (only failover composites yield these), announced in order
+    with the events: every event after it comes from ``to_provider`` or a later one."""
+
+    track: str
+    from_provider: str
+    to_provider: str
+    reason: SwitchReason
+    media_ms: int
+    """End of the audio pushed when the failure was declared."""
+    replay_from_ms: int | None
+    """First media ms replayed to ``to_provider``; ``None`` when nothing was buffered."""
+    detail: str
+
+
+StreamItem = TranscriptEvent | ProviderSwitched
+
+
 @runtime_checkable
 class TranscriptStream(Protocol):
     """Recognition of one track: push audio, iterate events.
 
     ``push(pcm, pts_ms)``: int16 mono at the opened rate; ``pts_ms`` is the media time of its first sample.
     Audio is expected contiguous (the jitter buffer fills gaps), but a jump in ``pts_ms`` is honoured for
-    timestamps. ``end()``: no more audio; the iterator finishes once every final has been emitted.
+    timestamps. ``end()``: no more audio; the iterator finishes once every final has been emitted. Items are
+    :class:`TranscriptEvent`, and :class:`ProviderSwitched` from a stream that fails over.
     ``aclose()``: abandon the stream now, cancelling pending work and releasing resources; idempotent.
     """
 
@@ -48,7 +78,7 @@ class TranscriptStream(Protocol):
 
     def __aiter__(self) -> TranscriptStream: ...
 
-    async def __anext__(self) -> TranscriptEvent: ...
+    async def __anext__(self) -> StreamItem: ...
 
     async def aclose(self) -> None: ...
 
@@ -70,4 +100,13 @@ def check_push(pcm: object, *, ended: bool, track: str, provider: str) -> Pcm16:
     return check_pcm(pcm)
 
 
-__all__ = ["Pcm16", "Transcriber", "TranscriptEvent", "TranscriptStream", "check_push"]
+__all__ = [
+    "Pcm16",
+    "ProviderSwitched",
+    "StreamItem",
+    "SwitchReason",
+    "Transcriber",
+    "TranscriptEvent",
+    "TranscriptStream",
+    "check_push",
+]

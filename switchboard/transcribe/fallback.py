@@ -7,7 +7,8 @@ closed in the background, the next one is opened, the buffered audio is replayed
 ``pts_ms``, and new pushes follow. Events whose ``end_ms`` is not past the last final already emitted are
 dropped, so the overlap the new provider re-recognises is not repeated and events stay in media-time order.
 
-A provider has failed when (each failure is recorded on the shared breaker and in ``switches``):
+A provider has failed when (each failure is recorded on the shared breaker and announced in the stream, before
+the next provider's first event, as a :class:`~switchboard.transcribe.base.ProviderSwitched`):
 
 * ``open`` raises ``TranscriptionError`` or takes longer than ``open_timeout_s``   → ``open_error``
 * its iterator raises ``TranscriptionError``, or its ``push`` does                 → ``stream_error``
@@ -17,10 +18,10 @@ A provider has failed when (each failure is recorded on the shared breaker and i
 * after ``end()``, it neither emits nor finishes for ``stall_timeout_s``, or it finishes with words shown
   in a partial but never finalised                                                  → ``missing_final``
 
-Time-based failures are only declared while another provider is left to switch to: the last resort is
-waited for, never abandoned. A provider fails at most once per stream; when every one has, the iterator
-raises :class:`ProviderUnavailable`. Stall deadlines are computed from ``clock`` (tests step a fake one);
-``poll_s`` caps each real sleep so a clock other than the loop's is still looked at.
+Time-based failures are decided by a :class:`~.failover_watch.FailoverWatch` (sans-I/O, only while another
+provider is left to switch to). A provider fails at most once per stream; when every one has, the iterator
+yields the switches it made and then raises :class:`ProviderUnavailable`. Deadlines are computed from ``clock``
+(tests step a fake one); ``poll_s`` caps each real sleep so a clock other than the loop's is still looked at.
 """
 
 from __future__ import annotations
@@ -31,42 +32,25 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 
-from switchboard.transcribe.base import Pcm16, Transcriber, TranscriptEvent, TranscriptStream, check_push
+from switchboard.transcribe.base import (
+    Pcm16,
+    ProviderSwitched,
+    StreamItem,
+    SwitchReason,
+    Transcriber,
+    TranscriptEvent,
+    TranscriptStream,
+    check_push,
+)
 from switchboard.transcribe.breaker import CircuitBreakerBoard
 from switchboard.transcribe.errors import ProviderUnavailable, TranscriptionError
+from switchboard.transcribe.failover_watch import FailoverWatch
 from switchboard.transcribe.waker import Waker
 
 log = logging.getLogger(__name__)
-
-OnSwitch = Callable[[str, str, str, str, int], None]
-"""``(track, from_provider, to_provider, reason, media_ms)``; called synchronously, errors are logged."""
-
-
-class SwitchReason(StrEnum):
-    OPEN_ERROR = "open_error"
-    STREAM_ERROR = "stream_error"
-    EARLY_END = "early_end"
-    STALL = "stall"
-    MISSING_FINAL = "missing_final"
-
-
-@dataclass(frozen=True, slots=True)
-class Switch:
-    """One failure and the provider tried next (which may itself fail to open: another ``Switch``)."""
-
-    track: str
-    from_provider: str
-    to_provider: str
-    reason: SwitchReason
-    media_ms: int
-    """End of the audio pushed when the failure was declared."""
-    replay_from_ms: int | None
-    """First media ms replayed to ``to_provider``; ``None`` when nothing was buffered."""
-    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +70,7 @@ class _Failure:
     retryable: bool = True
 
 
-_Outcome = TranscriptEvent | _Failure | None
+_Outcome = StreamItem | _Failure | None
 """What a provider did next: an event, a failure, or ``None`` = its iterator ended."""
 
 
@@ -145,7 +129,10 @@ class FallbackStream:
         self.track, self.rate, self._owner = track, sample_rate, owner
         self._clock = owner.clock
         self._buffer = _ReplayBuffer(sample_rate, owner.max_buffer_ms)
-        self.switches: list[Switch] = []
+        self._watch = FailoverWatch(owner.answer_slack_ms)
+        self._announce: deque[ProviderSwitched] = deque()  # switches made, not yet yielded
+        self._gave_up: ProviderUnavailable | None = None  # raised once the switches before it are out
+        self._switches = 0
         self._failed: set[int] = set()
         self._index: int | None = None
         self._inner: TranscriptStream | None = None
@@ -154,10 +141,6 @@ class FallbackStream:
         self._waker = Waker()
         self._push_error: TranscriptionError | None = None
         self._ended = self._closed = self._answered = False
-        self._ended_at: float | None = None
-        self._pending_since: float | None = None  # oldest speech push the current provider has not answered
-        self._speech_end_ms = -1  # media end of the latest push that carried speech
-        self._active_at = 0.0  # last event from, or opening of, the current provider
         self._last_final_end = self._shown_end = -1
         self._media_end = self._duplicates = 0
 
@@ -173,15 +156,13 @@ class FallbackStream:
         self._buffer.append(pts_ms, pcm)
         end_ms = pts_ms + len(pcm) * 1000 // self.rate
         self._media_end = max(self._media_end, end_ms)
-        if self._is_speech(pcm):
-            self._speech_end_ms = max(self._speech_end_ms, end_ms)
-            if self._pending_since is None:
-                self._pending_since = self._clock()
-                self._waker.wake()  # a stall deadline now exists
+        if self._is_speech(pcm) and self._watch.speech_pushed(self._clock(), end_ms):
+            self._waker.wake()  # a stall deadline now exists
 
     def end(self) -> None:
         if not self._ended:
-            self._ended, self._ended_at = True, self._clock()
+            self._ended = True
+            self._watch.audio_ended(self._clock())
             if self._inner is not None:
                 self._inner.end()
             self._waker.wake()
@@ -189,11 +170,19 @@ class FallbackStream:
     def __aiter__(self) -> FallbackStream:
         return self
 
-    async def __anext__(self) -> TranscriptEvent:
-        while (inner := self._inner) is not None:
+    async def __anext__(self) -> StreamItem:
+        while True:
+            if self._announce and not self._closed:
+                return self._announce.popleft()
+            if self._gave_up is not None:
+                raise self._gave_up
+            if (inner := self._inner) is None:
+                break
             outcome = await self._wait_outcome(inner)
             if self._closed:
                 break
+            if isinstance(outcome, ProviderSwitched):  # a nested composite's own switch: pass it on
+                return outcome
             if isinstance(outcome, TranscriptEvent):
                 event = self._accept(outcome)
                 if event is not None:
@@ -210,7 +199,10 @@ class FallbackStream:
                     self._retire()
                     await self._drain_retiring()
                     break
-            await self._fail_over(outcome)
+            try:
+                await self._fail_over(outcome)
+            except ProviderUnavailable as exc:
+                self._gave_up = exc
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
@@ -222,7 +214,7 @@ class FallbackStream:
 
     def stats(self) -> FallbackStats:
         ms = 1000 / self.rate
-        return FallbackStats(self.provider, len(self.switches), round(self._buffer.samples * ms),
+        return FallbackStats(self.provider, self._switches, round(self._buffer.samples * ms),
                              round(self._buffer.overflow_samples * ms), self._duplicates)
 
     async def _connect(self, failed: str | None = None, failure: _Failure | None = None) -> None:
@@ -252,10 +244,11 @@ class FallbackStream:
     def _install(self, index: int, inner: TranscriptStream) -> None:
         self._index, self._inner, self._push_error = index, inner, None
         self._answered, self._shown_end = False, -1
-        self._active_at, self._pending_since = self._clock(), None
+        now = self._clock()
+        self._watch.provider_opened(now, self._stall_timeout(), armed=self._has_candidate())
         for pts, pcm in self._buffer:  # replay: original timestamps, in order
-            if self._pending_since is None and self._is_speech(pcm):
-                self._pending_since = self._active_at
+            if self._is_speech(pcm):
+                self._watch.speech_pushed(now, pts + len(pcm) * 1000 // self.rate)
             self._forward(pcm, pts)
         if self._ended:
             inner.end()
@@ -281,10 +274,10 @@ class FallbackStream:
                 self._next = asyncio.create_task(_pull(inner), name=f"fallback:{self.track}:{self.provider}")
             task = self._next
             timeout = None
-            if (deadline := self._deadline()) is not None:
-                if (remaining := deadline[0] - self._clock()) <= 0:
-                    return _Failure(deadline[1], f"nothing for {self._stall_timeout():g} s")
-                timeout = min(remaining, self._owner.poll_s)
+            if (deadline := self._watch.next_deadline()) is not None:
+                if (reason := self._watch.on_timer(now := self._clock())) is not None:
+                    return _Failure(reason, f"nothing for {self._watch.stall_limit_s:g} s")
+                timeout = min(deadline - now, self._owner.poll_s)
             if not task.done():
                 await self._waker.wait(within=timeout, task=task)
             if task.done() and not self._closed:
@@ -293,15 +286,8 @@ class FallbackStream:
         return None
 
     def _accept(self, event: TranscriptEvent) -> TranscriptEvent | None:
-        """Note the provider is alive; drop what the transcript already covers; trim the replay buffer.
-
-        Speech pushed beyond what this event covers (a burst read after a stall of our own loop) stays pending from
-        now on: clearing it would leave it unwatched until more speech came.
-        """
-        now = self._clock()
-        self._active_at = now
-        unanswered = self._speech_end_ms > max(event.end_ms, self._last_final_end) + self._owner.answer_slack_ms
-        self._pending_since = now if unanswered else None
+        """Note the provider is alive; drop what the transcript already covers; trim the replay buffer."""
+        self._watch.result(self._clock(), event.end_ms, self._last_final_end)
         if not self._answered:
             self._answered = True
             self._owner.breaker.record_success(self._name())
@@ -360,25 +346,10 @@ class FallbackStream:
     def _stall_timeout(self) -> float:
         return self._owner.stall_timeouts.get(self._name(), self._owner.stall_timeout_s)
 
-    def _deadline(self) -> tuple[float, SwitchReason] | None:
-        """When the current provider is deemed failed if it stays silent, and under which reason."""
-        if not self._has_candidate():
-            return None
-        starts = [] if self._pending_since is None else [self._pending_since]
-        if self._ended_at is not None:  # it has all the audio it will get: what is missing is a final
-            starts.append(max(self._ended_at, self._active_at))
-        reason = SwitchReason.MISSING_FINAL if self._ended else SwitchReason.STALL
-        return (min(starts) + self._stall_timeout(), reason) if starts else None
-
     def _note_switch(self, from_provider: str, to_provider: str, failure: _Failure) -> None:
-        switch = Switch(self.track, from_provider, to_provider, failure.reason, self._media_end,
-                        self._buffer.start_ms, failure.detail)
-        self.switches.append(switch)
-        if self._owner.on_switch is not None:
-            try:
-                self._owner.on_switch(self.track, from_provider, to_provider, failure.reason.value, self._media_end)
-            except Exception:  # a notification must never break transcription; the bug is logged, not hidden
-                log.exception("track %s: on_switch callback failed", self.track)
+        self._switches += 1
+        self._announce.append(ProviderSwitched(self.track, from_provider, to_provider, failure.reason,
+                                               self._media_end, self._buffer.start_ms, failure.detail))
 
 
 
@@ -393,14 +364,13 @@ class FallbackTranscriber:
                  clock: Callable[[], float] = time.monotonic, stall_timeout_s: float = 4.0,
                  stall_timeouts: Mapping[str, float] | None = None, open_timeout_s: float = 5.0,
                  close_timeout_s: float = 1.0, overlap_ms: int = 200, max_buffer_ms: int = 60_000,
-                 speech_rms: float = 200.0, poll_s: float = 1.0, on_switch: OnSwitch | None = None,
-                 answer_slack_ms: int = 1000) -> None:
+                 speech_rms: float = 200.0, poll_s: float = 1.0, answer_slack_ms: int = 1000) -> None:
         """``answer_slack_ms``: speech ending within this of a result's end counts as answered by it (a word's
         end time and the end of its energy differ; a provider says nothing about a trailing breath)."""
         if min(stall_timeout_s, open_timeout_s, close_timeout_s, poll_s) <= 0 or min(overlap_ms, answer_slack_ms) < 0:
             raise ValueError("timeouts and poll_s must be > 0, overlap_ms and answer_slack_ms >= 0")
         self.providers: tuple[Transcriber, ...] = (primary, *backups)
-        self.breaker, self.clock, self.on_switch = breaker, clock, on_switch
+        self.breaker, self.clock = breaker, clock
         self.stall_timeout_s, self.stall_timeouts = stall_timeout_s, dict(stall_timeouts or {})
         self.open_timeout_s, self.close_timeout_s, self.poll_s = open_timeout_s, close_timeout_s, poll_s
         self.overlap_ms, self.max_buffer_ms, self.speech_rms = overlap_ms, max_buffer_ms, speech_rms
@@ -414,4 +384,4 @@ class FallbackTranscriber:
         return stream
 
 
-__all__ = ["FallbackStats", "FallbackStream", "FallbackTranscriber", "OnSwitch", "Switch", "SwitchReason"]
+__all__ = ["FallbackStats", "FallbackStream", "FallbackTranscriber"]

@@ -22,7 +22,7 @@ from audio.endpoint import EndpointConfig
 from audio.errors import MalformedWavError
 from audio.resample import StreamResampler
 from audio.wav import WavReader, iter_track_frames
-from switchboard.transcribe.base import Pcm16, TranscriptStream
+from switchboard.transcribe.base import Pcm16, TranscriptEvent, TranscriptStream
 from switchboard.transcribe.local import LocalTranscriber
 from switchboard.transcribe.moonshine import RecognizerPool
 
@@ -133,7 +133,7 @@ async def _feed(path: Path, feeds: Sequence[_TrackFeed]) -> None:
 
 async def _collect(stream: TranscriptStream) -> list[Segment]:
     return [Segment(e.track, SPEAKERS[e.track], e.start_ms, e.end_ms, e.text)
-            async for e in stream if e.is_final]
+            async for e in stream if isinstance(e, TranscriptEvent) and e.is_final]
 
 
 __all__ = ["OfflineResult", "Segment", "transcribe_file"]

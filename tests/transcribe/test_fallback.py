@@ -8,17 +8,23 @@ a switch.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterator
 from itertools import pairwise
 
 import numpy as np
 import pytest
 
-from switchboard.transcribe.base import Pcm16, Transcriber, TranscriptEvent, TranscriptStream
+from switchboard.transcribe.base import (
+    Pcm16,
+    ProviderSwitched,
+    SwitchReason,
+    Transcriber,
+    TranscriptEvent,
+    TranscriptStream,
+)
 from switchboard.transcribe.breaker import BreakerState, CircuitBreakerBoard
 from switchboard.transcribe.errors import ProviderUnavailable, StreamClosedError
-from switchboard.transcribe.fallback import FallbackStream, FallbackTranscriber, SwitchReason
+from switchboard.transcribe.fallback import FallbackStream, FallbackTranscriber
 from switchboard.transcribe.scripted import Fault, FaultKind, ScriptedStream, ScriptedTranscriber, encode_words
 
 RATE = 16_000
@@ -60,11 +66,16 @@ class Call:
     def __init__(self, stream: FallbackStream, clock: FakeClock) -> None:
         self.stream, self.clock = stream, clock
         self.events: list[TranscriptEvent] = []
+        self.switches: list[ProviderSwitched] = []
+        """Switches as the stream yielded them, each just before the first event of the provider it moved to."""
         self.task = asyncio.create_task(self._collect())
 
     async def _collect(self) -> list[TranscriptEvent]:
-        async for event in self.stream:
-            self.events.append(event)
+        async for item in self.stream:
+            if isinstance(item, ProviderSwitched):
+                self.switches.append(item)
+            else:
+                self.events.append(item)
         return self.events
 
     async def push(self, audio: Pcm16, start: int = 0, stop: int | None = None, offset_ms: int = 0) -> None:
@@ -114,7 +125,7 @@ async def test_healthy_primary_passes_events_through() -> None:
     assert _words(events) == EXPECTED
     assert {e.provider for e in events} == {"primary"} and any(not e.is_final for e in events)
     assert {e.track for e in events} == {"inbound"}
-    assert stream.switches == [] and backup.opens == 0
+    assert call.switches == [] and backup.opens == 0
     assert fallback.breaker.snapshot()["primary"]["successes"] == 1
     assert primary.streams[0].closed  # closed once its iterator ended
     with pytest.raises(StreamClosedError):
@@ -122,18 +133,19 @@ async def test_healthy_primary_passes_events_through() -> None:
     await stream.aclose()
 
 
-async def test_failover_at_open_notifies_and_keeps_every_word() -> None:
-    clock, seen = FakeClock(), []
+async def test_failover_at_open_is_announced_first_and_keeps_every_word() -> None:
+    clock = FakeClock()
     primary = ScriptedTranscriber("primary", faults=[Fault(FaultKind.OPEN_ERROR)])
     backup = ScriptedTranscriber("backup")
-    fallback = _fallback(primary, backup, clock=clock, on_switch=lambda *args: seen.append(args))
+    fallback = _fallback(primary, backup, clock=clock)
     stream = await fallback.open("outbound", RATE)
     assert stream.provider == "backup"
     call = Call(stream, clock)
     await call.push(_speech())
     assert _words(await call.finish()) == EXPECTED
-    assert seen == [("outbound", "primary", "backup", "open_error", 0)]
-    assert [s.reason for s in stream.switches] == [SwitchReason.OPEN_ERROR]
+    [switch] = call.switches
+    assert (switch.track, switch.from_provider, switch.to_provider, switch.reason, switch.media_ms) == (
+        "outbound", "primary", "backup", SwitchReason.OPEN_ERROR, 0)
     assert fallback.breaker.snapshot()["primary"]["failures"] == 1
     await stream.aclose()
 
@@ -154,7 +166,8 @@ async def test_open_that_hangs_times_out() -> None:
     fallback = _fallback(primary, ScriptedTranscriber("backup"), clock=clock, open_timeout_s=0.02)
     stream = await fallback.open("inbound", RATE)
     assert stream.provider == "backup"
-    assert stream.switches[0].detail == "timed out"
+    switch = await asyncio.wait_for(anext(stream), 5)  # announced before anything the backup says
+    assert isinstance(switch, ProviderSwitched) and switch.detail == "timed out"
     await stream.aclose()
 
 
@@ -170,7 +183,7 @@ async def test_mid_utterance_failure_replays_unfinalised_audio(kind: FaultKind) 
     events = await call.finish()
     assert _words(events) == EXPECTED
     _assert_ordered_unique_finals(events)
-    [switch] = stream.switches
+    [switch] = call.switches
     expected_reason = SwitchReason.EARLY_END if kind is FaultKind.EARLY_END else SwitchReason.STREAM_ERROR
     assert switch.reason is expected_reason and (switch.from_provider, switch.to_provider) == ("primary", "backup")
     # The primary finalised utterance 2 at 1300 ms; the replay starts 200 ms before it, at original timestamps.
@@ -195,7 +208,7 @@ async def test_stall_mid_stream_is_detected_from_the_clock() -> None:
     await call.push(audio, start=2400)
     events = await call.finish()
     assert _words(events) == EXPECTED
-    assert [s.reason for s in stream.switches] == [SwitchReason.STALL]
+    assert [s.reason for s in call.switches] == [SwitchReason.STALL]
 
 
 async def test_silence_and_slow_utterances_are_not_stalls() -> None:
@@ -207,7 +220,7 @@ async def test_silence_and_slow_utterances_are_not_stalls() -> None:
     await call.push(np.zeros(10 * RATE, np.int16))  # 10 s of line silence: nothing to answer
     await call.push(encode_words([*range(25), None], RATE), offset_ms=10_000)  # 2.5 s, answered at its end
     await call.until(lambda: len(call.events) == 1)
-    assert _words(await call.finish()) == [f"w{i}" for i in range(25)] and stream.switches == []
+    assert _words(await call.finish()) == [f"w{i}" for i in range(25)] and call.switches == []
 
 
 async def test_missing_final_after_end_times_out() -> None:
@@ -220,7 +233,7 @@ async def test_missing_final_after_end_times_out() -> None:
     stream.end()
     await call.until(lambda: call.task.done(), step_s=0.1)
     assert _words(call.events) == EXPECTED
-    assert [s.reason for s in stream.switches] == [SwitchReason.MISSING_FINAL]
+    assert [s.reason for s in call.switches] == [SwitchReason.MISSING_FINAL]
     assert call.events[-1].provider == "backup"
 
 
@@ -232,23 +245,23 @@ async def test_final_dropped_after_partials_is_recovered() -> None:
     await call.push(_speech()[: -3 * 1600])
     events = await call.finish()
     assert _words(events) == EXPECTED and events[-1].provider == "backup"
-    assert [s.reason for s in stream.switches] == [SwitchReason.MISSING_FINAL]
+    assert [s.reason for s in call.switches] == [SwitchReason.MISSING_FINAL]
 
 
 async def test_primary_and_secondary_fail_third_takes_over() -> None:
-    clock, seen = FakeClock(), []
+    clock = FakeClock()
     primary = ScriptedTranscriber("primary", faults=[Fault(FaultKind.ERROR, after_ms=1500)])
     secondary = ScriptedTranscriber("secondary", faults=[Fault(FaultKind.STALL, after_ms=3000)])
     local = ScriptedTranscriber("local")
     # The stall timeout must clear an utterance (0.5 s) plus its answer, or a healthy provider looks stalled.
-    stream = await _fallback(primary, secondary, local, clock=clock, stall_timeout_s=1.0,
-                             on_switch=lambda *a: seen.append(a[1:4])).open("inbound", RATE)
+    stream = await _fallback(primary, secondary, local, clock=clock, stall_timeout_s=1.0).open("inbound", RATE)
     call = Call(stream, clock)
     await call.push(_speech())
     await call.until(lambda: stream.provider == "local", step_s=0.1)
     events = await call.finish()
     assert _words(events) == EXPECTED
     _assert_ordered_unique_finals(events)
+    seen = [(s.from_provider, s.to_provider, s.reason) for s in call.switches]
     assert seen == [("primary", "secondary", "stream_error"), ("secondary", "local", "stall")]
     assert [e.provider for e in events if e.is_final][-1] == "local"
 
@@ -283,6 +296,7 @@ async def test_every_provider_failing_mid_stream_ends_iteration_with_an_error() 
     await call.push(_speech(), stop=1000)
     with pytest.raises(ProviderUnavailable):
         await asyncio.wait_for(call.task, 5)
+    assert [(s.from_provider, s.to_provider) for s in call.switches] == [("a", "b")]  # announced before the error
     await stream.aclose()
 
 
@@ -295,7 +309,7 @@ async def test_the_last_provider_is_waited_for_not_abandoned() -> None:
     await call.push(_speech(), stop=2000)
     clock.now += 60
     await asyncio.sleep(0.01)
-    assert not call.task.done() and len(stream.switches) == 1
+    assert not call.task.done() and len(call.switches) == 1
     await stream.aclose()
     assert await asyncio.wait_for(call.task, 5) == []
 
@@ -309,7 +323,7 @@ async def test_breaker_is_shared_by_calls_and_probes_after_cooldown() -> None:
     streams = [await fb.open("inbound", RATE) for fb in (call_a, call_b, call_a)]
     assert board.state("primary") is BreakerState.OPEN and primary.opens == 3
     streams.append(await call_b.open("inbound", RATE))  # straight to the backup: the primary is not tried
-    assert primary.opens == 3 and streams[-1].provider == "backup" and streams[-1].switches == []
+    assert primary.opens == 3 and streams[-1].provider == "backup" and streams[-1].stats().switches == 0
     clock.now += 30
     probe = await call_a.open("inbound", RATE)
     concurrent = await call_b.open("outbound", RATE)
@@ -407,22 +421,6 @@ async def test_aclose_mid_call_and_mid_failover_leaves_no_tasks() -> None:
     assert asyncio.all_tasks() == before
 
 
-async def test_on_switch_errors_are_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
-    clock = FakeClock()
-
-    def broken(*_: object) -> None:
-        raise RuntimeError("subscriber bug")
-
-    primary = ScriptedTranscriber("primary", faults=[Fault(FaultKind.ERROR, after_ms=1000)])
-    stream = await _fallback(primary, ScriptedTranscriber("backup"), clock=clock,
-                             on_switch=broken).open("inbound", RATE)
-    call = Call(stream, clock)
-    with caplog.at_level(logging.ERROR, logger="switchboard.transcribe.fallback"):
-        await call.push(_speech())
-        assert _words(await call.finish()) == EXPECTED
-    assert "on_switch callback failed" in caplog.text
-
-
 async def test_replay_buffer_is_bounded_and_counts_overflow() -> None:
     clock = FakeClock()
     primary = ScriptedTranscriber("primary", faults=[Fault(FaultKind.STALL, after_ms=0)])
@@ -449,7 +447,7 @@ async def test_silent_track_ends_cleanly_and_counts_as_health() -> None:
     call = Call(stream, clock)
     await call.push(np.zeros(RATE, np.int16))
     assert await call.finish() == []
-    assert fallback.breaker.snapshot()["primary"]["successes"] == 1 and stream.switches == []
+    assert fallback.breaker.snapshot()["primary"]["successes"] == 1 and call.switches == []
     assert stream.stats().buffered_ms == 1000  # no final yet: all of it would be replayed
 
 

@@ -27,7 +27,7 @@ async def test_a_burst_answered_only_in_part_is_still_watched() -> None:
     await call.until(lambda: stream.provider == "backup", step_s=0.05)  # no more speech: only the burst's rest
     events = await call.finish()
     assert _words(events) == EXPECTED
-    assert [s.reason.value for s in stream.switches] == ["stall"]
+    assert [s.reason.value for s in call.switches] == ["stall"]
 
 
 async def test_a_trailing_breath_after_the_last_word_is_not_a_stall() -> None:
@@ -43,5 +43,5 @@ async def test_a_trailing_breath_after_the_last_word_is_not_a_stall() -> None:
     for _ in range(60):  # 3 s of fake time with nothing new: the breath is within the answer slack
         clock.now += 0.05
         await asyncio.sleep(0.001)
-    assert stream.provider == "primary" and stream.switches == []
+    assert stream.provider == "primary" and call.switches == []
     assert _words(await call.finish()) == ["w0", "w1", "w2"]
