@@ -52,7 +52,8 @@ def respond(context: DialogContext, profile: AgentProfile) -> list[DialogOutput]
     turns = context.transcript.turns
     caller = next((t.text for t in reversed(turns) if t.speaker == "caller"), "")
     before = _before_last_caller(turns)
-    last_agent = next((t.text for t in reversed(before) if t.speaker == "agent"), "")
+    reprompt = profile.line("reprompt")  # the core's own line: the question before it is still the open one
+    last_agent = next((t.text for t in reversed(before) if t.speaker == "agent" and t.text != reprompt), "")
     facts = gather(context.transcript)
     out: list[DialogOutput] = [RecordDetails(facts)]
     if PERSON.search(caller):

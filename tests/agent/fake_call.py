@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from switchboard.agent.events import (
@@ -45,6 +46,8 @@ class FakeCall:
     agent_level_db: float | None = -18.0
     auto_reply: dict[int, tuple[str, str]] = field(default_factory=dict)
     """reply_id → (text, then): what the fake dialog answers; unlisted replies wait for :meth:`reply`."""
+    responder: Callable[[int], tuple[str, str]] | None = None
+    """Called on StartReply(reply_id) when set: the dialog's (text, then) for it."""
     log: list[tuple[int, Action]] = field(default_factory=list)
     _queue: list[tuple[int, int, Event]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
@@ -92,6 +95,9 @@ class FakeCall:
                     self._synthesise(rid, text)
                 case StartReply(reply_id=rid) if rid in self.auto_reply:
                     text, then = self.auto_reply[rid]
+                    self.reply(rid, text, then)
+                case StartReply(reply_id=rid) if self.responder is not None:
+                    text, then = self.responder(rid)
                     self.reply(rid, text, then)
                 case SendMark(name=name):
                     heapq.heappush(self._marks_pending, (self._playing_until, name))

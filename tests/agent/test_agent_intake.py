@@ -146,3 +146,13 @@ async def test_offline_dialog_streams_the_same_reply() -> None:
     streamed = [o async for o in OfflineDialog(PROFILE).reply(context)]
     assert streamed == respond(context, PROFILE)
     assert isinstance(streamed[-1], Say) and not any(isinstance(o, RequestEnd) for o in streamed)
+
+
+def test_a_reprompt_between_the_read_back_and_the_yes_still_ends_the_call() -> None:
+    d = Dialog()
+    d.caller("My sink is blocked, no rush.")
+    d.caller("Priya Shah.")
+    d.caller("9 Chapel Street, Leeds LS6 3AA.")
+    assert d.caller("07700 900456").startswith("Let me read that back.")
+    d.turns.append(Turn("agent", PROFILE.line("reprompt")))  # the core re-prompted during a silence
+    assert d.caller("Yes, sorry, that's right.") == PROFILE.line("goodbye", name="Priya")
