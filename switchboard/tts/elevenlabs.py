@@ -357,6 +357,7 @@ class ElevenLabsVoice:
 
     def __init__(self, settings: ElevenLabsSettings) -> None:
         self.settings = settings
+        self.cache_key = f"{NAME}:{settings.voice_id}:{settings.model_id}"
 
     async def open(self) -> ElevenLabsStream:
         return ElevenLabsStream(self.settings, await _connect(self.settings))

@@ -43,6 +43,13 @@ class Outbox:
             self._items.append(event)
             self._readable.set()
 
+    def put_nowait(self, generation: int, event: VoiceEvent) -> None:
+        """Queue ``event`` without waiting, past the bound if need be: for a short run of events already in
+        memory (a cached prompt), never for a provider's stream."""
+        if generation == self.generation and not self.ended:
+            self._items.append(event)
+            self._readable.set()
+
     def cancel(self) -> int:
         """Start a new generation: drop what is queued; returns the new generation."""
         self.generation += 1
