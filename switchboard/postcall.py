@@ -1,12 +1,11 @@
 """Build the during- and after-the-call services: extractor, archive + spool, job queue and worker, SMS alerts.
 
-Called from the app's lifespan with its exit stack and task group, so every client is closed and every loop is
-cancelled and awaited on shutdown, in reverse order of construction.
+Called from the app's lifespan with its exit stack and supervisor, so every client is closed and every loop is
+stopped and awaited on shutdown, in reverse order of construction, and a loop that crashes is restarted.
 """
 
 from __future__ import annotations
 
-import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ from switchboard.extract.openai_client import OpenAIExtractor
 from switchboard.jobs import JobQueue, JobWorker
 from switchboard.jobs.handlers import AlertRoute, PostCallHandlers
 from switchboard.store.pg import PgStore
+from switchboard.supervisor import Supervisor
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ def _archive(settings: Settings) -> Archive:
 
 
 async def build_post_call(settings: Settings, store: PgStore, stack: AsyncExitStack,
-                          group: asyncio.TaskGroup) -> PostCall:
+                          supervisor: Supervisor) -> PostCall:
     openai = None
     if settings.openai_api_key is not None:
         openai = OpenAIExtractor(settings.openai_api_key.reveal(), base_url=settings.openai_base_url)
@@ -51,7 +51,7 @@ async def build_post_call(settings: Settings, store: PgStore, stack: AsyncExitSt
     archive = _archive(settings)
     stack.callback(archive.close)
     spool = ArchiveSpool(archive, settings.spool_dir / "archive", retry_max_s=settings.archive_retry_max_s)
-    group.create_task(spool.run(), name="archive-spool")
+    supervisor.start("archive-spool", spool.run)
     stack.push_async_callback(spool.aclose)
 
     alerts = None
@@ -64,6 +64,6 @@ async def build_post_call(settings: Settings, store: PgStore, stack: AsyncExitSt
     queue = JobQueue(store)
     handlers = PostCallHandlers(store, queue, extractor, spool, alerts)
     worker = JobWorker(queue, handlers.handlers(), lease_s=settings.job_lease_s)
-    group.create_task(worker.run(), name="job-worker")
+    supervisor.start("job-worker", worker.run)
     stack.push_async_callback(worker.aclose)
     return PostCall(extractor, archive, spool, queue, worker, handlers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from switchboard.admission import Admission
 from switchboard.call.registry import CallRegistry
 from switchboard.call.session import SessionDeps
 from switchboard.config import Settings
@@ -13,6 +14,7 @@ from switchboard.metrics import Metrics
 from switchboard.postcall import PostCall
 from switchboard.store.base import Store
 from switchboard.store.writer import SegmentWriter
+from switchboard.supervisor import Supervisor
 from switchboard.transcribe.base import Transcriber
 from switchboard.transcribe.breaker import CircuitBreakerBoard
 
@@ -33,6 +35,10 @@ class Services:
     """The event loop's lag; its effective clock times provider watchdogs and breakers."""
     instance_id: str | None = None
     """Recorded on each call this instance streams (see :mod:`switchboard.recovery`)."""
+    admission: Admission = field(default_factory=lambda: Admission(100, 500))
+    """Call and connection caps, and the drain after SIGTERM."""
+    supervisor: Supervisor = field(default_factory=Supervisor)
+    """The background tasks and which of them are dead (``/healthz``)."""
 
     def session_deps(self) -> SessionDeps:
         return SessionDeps(store=self.store, hub=self.hub, transcriber=self.transcriber, writer=self.writer,

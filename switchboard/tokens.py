@@ -20,4 +20,5 @@ def stream_token(key: str, call_sid: str) -> str:
 
 
 def check_stream_token(key: str, call_sid: str, token: str | None) -> bool:
-    return token is not None and hmac.compare_digest(stream_token(key, call_sid), token)
+    # compared as bytes: compare_digest refuses str with non-ASCII characters (TypeError), which a forger can send
+    return isinstance(token, str) and hmac.compare_digest(stream_token(key, call_sid).encode(), token.encode())

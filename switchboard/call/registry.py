@@ -52,6 +52,10 @@ class CallRegistry:
     async def drain(self, timeout_s: float) -> bool:
         """Stop accepting calls and wait for live ones to finish; False if some were still live at the timeout."""
         self._accepting = False
+        return await self.wait_idle(timeout_s)
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no call is live (still accepting new ones); False if some were live at the timeout."""
         try:
             async with asyncio.timeout(timeout_s):
                 await self._idle.wait()

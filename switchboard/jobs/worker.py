@@ -102,10 +102,12 @@ class JobWorker:
         return WorkerStats(**{name: getattr(self._stats, name) for name in WorkerStats.__slots__})
 
     async def run(self) -> None:
-        """Claim and run jobs until :meth:`aclose`; cancelling it abandons running jobs to their leases."""
+        """Claim and run jobs until :meth:`aclose`; cancelling it abandons running jobs to their leases. After a
+        crash it may be run again (the app's supervisor does, with backoff)."""
         if self._started:
-            raise RuntimeError("JobWorker.run() may be called once")
+            raise RuntimeError("JobWorker.run() is already running")
         self._started = True
+        self._done.clear()
         try:
             async with asyncio.TaskGroup() as group:
                 helpers = [group.create_task(self._keep_leases(), name=f"{self.name}:leases")]
@@ -116,6 +118,7 @@ class JobWorker:
                 for task in helpers:
                     task.cancel()
         finally:
+            self._started = False
             self._done.set()
 
     async def aclose(self) -> None:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
 from switchboard.call.session import SPEAKERS
+from switchboard.redact import public_error
 from switchboard.routes.auth import authorized
 from switchboard.services import Services
 from switchboard.store.base import CallRecord, Segment
@@ -42,14 +43,24 @@ def segment_json(seg: Segment) -> dict[str, Any]:
             "confidence": seg.confidence}
 
 
+INT64_MAX = 2**63 - 1
+
+
 def _page(request: Request) -> tuple[int, int | None] | Response:
-    """Keyset pagination parameters: ``limit`` (1–500, default 50) and ``before`` (an id), or a 400."""
-    try:
-        limit = min(max(int(request.query_params.get("limit", "50")), 1), 500)
-        before = request.query_params.get("before")
-        return limit, int(before) if before else None
-    except ValueError:
-        return _json({"error": "limit and before must be integers"}, 400)
+    """Keyset pagination parameters: ``limit`` (1–500, default 50) and ``before`` (a row id, int64), or a 400."""
+    limit_raw = request.query_params.get("limit", "50")
+    before_raw = request.query_params.get("before") or None
+    if not _plain_int(limit_raw) or (before_raw is not None and not _plain_int(before_raw)):
+        return _json({"error": "limit and before must be non-negative decimal integers"}, 400)
+    before = int(before_raw) if before_raw is not None else None
+    if before is not None and before > INT64_MAX:  # ids are bigint: anything larger is past every row
+        return _json({"error": f"before must be at most {INT64_MAX}"}, 400)
+    return min(max(int(limit_raw), 1), 500), before
+
+
+def _plain_int(text: str) -> bool:
+    """ASCII digits only (``int()`` also takes '٣', '+3', ' 3', '3_0'), short enough to stay cheap."""
+    return text.isascii() and text.isdigit() and len(text) <= 20
 
 
 async def _paged(request: Request, name: str, fetch: Any, render: Any) -> Response:
@@ -129,6 +140,11 @@ async def get_recording(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
+    """Liveness: 503 once an essential background task is dead, so the orchestrator replaces the instance."""
+    services: Services = request.state.services
+    dead = services.supervisor.dead()
+    if dead:
+        return _json({"status": "unhealthy", "dead": {t.name: public_error(t.last_error) for t in dead}}, 503)
     return _json({"status": "ok"})
 
 
@@ -139,10 +155,19 @@ async def readyz(request: Request) -> Response:
     try:
         await services.store.ping()
         checks["database"] = "ok"
-    except StoreError as exc:
+    except StoreError as exc:  # its text names the database host: this endpoint is unauthenticated
         ok = False
-        checks["database"] = f"unavailable: {exc}"
-    checks["segment_writer"] = _plain(services.writer.stats())
+        checks["database"] = f"unavailable ({type(exc).__name__})"
+    tasks = {t.name: {"state": t.state.value, "essential": t.essential, "crashes": t.crashes,
+                      "last_error": public_error(t.last_error)} for t in services.supervisor.statuses()}
+    checks["tasks"] = tasks
+    ok = ok and not services.supervisor.dead()
+    admission = _plain(services.admission.stats())
+    checks["admission"] = admission
+    ok = ok and not admission["draining"]
+    writer = _plain(services.writer.stats())
+    writer["last_error"] = public_error(writer["last_error"])
+    checks["segment_writer"] = writer
     checks["live"] = services.hub.stats()
     checks["calls_live"] = len(services.registry)
     loop = _plain(services.loop_lag.stats())
@@ -155,9 +180,16 @@ async def readyz(request: Request) -> Response:
     checks["transcriber"] = services.transcriber.name
     checks["providers"] = _providers(services)
     if services.post_call is not None:
-        checks["archive"] = _plain(services.post_call.spool.backlog())
-        checks["jobs"] = _plain(await services.post_call.queue.stats())
-    return _json({"status": "ok" if ok else "degraded", "checks": checks}, 200 if ok else 503)
+        archive = _plain(services.post_call.spool.backlog())
+        archive["last_error"] = public_error(archive["last_error"])
+        checks["archive"] = archive
+        try:
+            checks["jobs"] = _plain(await services.post_call.queue.stats())
+        except StoreError as exc:
+            checks["jobs"] = f"unavailable ({type(exc).__name__})"
+    status = "ok" if ok else "unhealthy" if services.supervisor.dead() else \
+        "draining" if admission["draining"] else "degraded"
+    return _json({"status": status, "checks": checks}, 200 if ok else 503)
 
 
 def _providers(services: Services) -> dict[str, dict[str, Any]]:

@@ -3,12 +3,17 @@
 The handler only moves frames: the sans-I/O :class:`MediaStream` parses, the :class:`CallSession` does the work. A
 protocol violation closes the socket with its code and reason; whatever audio and transcript arrived before it is
 kept, because the session finalises on every way out.
+
+Before any of that: the handshake signature (required whenever a real Twilio auth token is configured), a valid
+``start`` within ``SWITCHBOARD_WS_START_TIMEOUT_S``, a well-formed CallSid with its stream token, and a free call slot
+(:class:`~switchboard.admission.Admission`); each refusal closes with a reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -22,10 +27,13 @@ from switchboard.twilio.errors import CloseCode, ProtocolViolation
 from switchboard.twilio.media_bounds import MediaTimeGuard
 from switchboard.twilio.media_stream import Media, MediaStream, Start, Stop
 from switchboard.twilio.signature import validate_websocket, websocket_url
+from switchboard.twilio_ids import is_call_sid
 
 log = logging.getLogger(__name__)
 
 POLICY = 1008
+TRY_AGAIN_LATER = 1013
+STREAM_PATH = "/api/twilio/media-stream"
 
 
 async def media_stream(ws: WebSocket) -> None:
@@ -33,8 +41,8 @@ async def media_stream(ws: WebSocket) -> None:
     settings = services.settings
     signature = ws.headers.get("x-twilio-signature")
     token = settings.twilio_auth_token.reveal()
-    if signature is not None or settings.require_ws_signature:
-        url = websocket_url(settings.public_base, ws.url.path)
+    if signature is not None or settings.ws_signature_required:
+        url = websocket_url(settings.public_base, STREAM_PATH)  # the URL we gave Twilio, not the internal one
         if not validate_websocket(token, url, signature):
             log.warning("media stream refused: bad or missing X-Twilio-Signature")
             await ws.close(POLICY, "invalid X-Twilio-Signature")
@@ -42,17 +50,30 @@ async def media_stream(ws: WebSocket) -> None:
     await ws.accept()
     parser = MediaStream()
     try:
-        start = await _wait_start(ws, parser)
+        async with asyncio.timeout(settings.ws_start_timeout_s):
+            start = await _wait_start(ws, parser)
     except ProtocolViolation as exc:
         await ws.close(exc.close_code, exc.close_reason)
+        return
+    except TimeoutError:
+        await ws.close(POLICY, f"no valid start within {settings.ws_start_timeout_s:g} s")
         return
     except WebSocketDisconnect:
         return
     if start is None:
         return
+    if not is_call_sid(start.call_sid):
+        log.warning("media stream refused: malformed callSid (%d chars)", len(start.call_sid))
+        await ws.close(POLICY, "malformed callSid")
+        return
     if not check_stream_token(token, start.call_sid, start.custom_parameters.get("token")):
         log.warning("media stream for %s refused: bad stream token", start.call_sid)
         await ws.close(POLICY, "invalid stream token for this call")
+        return
+    refusal = services.admission.start_stream(start.call_sid, len(services.registry), time.monotonic())
+    if refusal is not None:
+        log.warning("media stream for %s refused: %s", start.call_sid, refusal)
+        await ws.close(TRY_AGAIN_LATER, refusal)
         return
     session = CallSession(start, services.session_deps(), parser_stats=lambda: parser.stats().as_dict())
     try:

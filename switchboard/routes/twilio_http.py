@@ -1,13 +1,16 @@
 """Twilio voice webhook and status callback: signed form POSTs in, TwiML (or 204) out.
 
-The signature is checked against the URL Twilio signed, rebuilt from ``PUBLIC_URL`` (behind a proxy the request URL
-is an internal one). A forged or missing signature gets 403 before anything is stored. A database outage never
-blocks the TwiML answer: the caller is connected and the call row is written when the stream ends.
+The signature is checked against the URL Twilio signed: ``PUBLIC_URL`` plus the route's own path (the one we gave
+Twilio), never the request's path, which behind a proxy or under a root path is an internal one. A forged or
+missing signature gets 403 before anything is stored. The body's size is bounded by the app's middleware while it
+streams in (413). A database outage never blocks the TwiML answer: the caller is connected and the call row is
+written when the stream ends. An instance at capacity or draining answers with a busy message and hangs up.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
@@ -16,61 +19,68 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from switchboard.live.events import CallStatus
+from switchboard.routes.media_ws import STREAM_PATH
 from switchboard.services import Services
 from switchboard.store.base import CallMode
 from switchboard.store.errors import StoreError
 from switchboard.tokens import stream_token
 from switchboard.twilio.signature import public_url, validate_webhook, websocket_url
-from switchboard.twilio.twiml import operator_twiml, voicemail_twiml
+from switchboard.twilio.twiml import busy_twiml, operator_twiml, voicemail_twiml
 from switchboard.twilio_ids import is_call_sid
 
 log = logging.getLogger(__name__)
 
-STREAM_PATH = "/api/twilio/media-stream"
+VOICE_PATH = "/api/twilio/voice"
+STATUS_PATH = "/api/twilio/status"
 VOICEMAIL_MESSAGE = "Thanks for calling. Please tell us your name, address and what the problem is after the tone."
+BUSY_MESSAGE = "Sorry, all our lines are busy right now. Please call again in a few minutes."
 
 
-MAX_FORM_BYTES = 64 * 1024
-
-
-async def _signed_form(request: Request) -> FormData | None:
-    """The urlencoded body as a multi-dict, or None when the signature does not match it."""
+async def _signed_form(request: Request, path: str) -> FormData | None:
+    """The urlencoded body as a multi-dict, or None when the signature (over ``path``) does not match it."""
     services: Services = request.state.services
     body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        return None
-    # Twilio posts application/x-www-form-urlencoded; keep blank values and repeated keys: both are signed.
+    # Twilio posts application/x-www-form-urlencoded; keep blank values and repeated keys, in the order they came:
+    # all are signed, and the first of a repeated key is the one we use.
     pairs: list[tuple[str, str | UploadFile]] = list(parse_qsl(body.decode("utf-8", errors="replace"),
                                                                keep_blank_values=True))
     form = FormData(pairs)
-    url = public_url(services.settings.public_base, request.url.path, request.url.query)
+    url = public_url(services.settings.public_base, path, request.url.query)
     params = {key: form.getlist(key) for key in form.keys()}
     ok = validate_webhook(services.settings.twilio_auth_token.reveal(), url, params,  # type: ignore[arg-type]
                           request.headers.get("x-twilio-signature"))
     if not ok:
-        log.warning("refused %s: invalid X-Twilio-Signature", request.url.path)
+        log.warning("refused %s: invalid X-Twilio-Signature", path)
         return None
     return form
 
 
 def _call_sid(form: FormData) -> str | None:
-    sid = form.get("CallSid")
+    """The CallSid, or None if it is missing, malformed or given twice with different values (which one?)."""
+    values = set(form.getlist("CallSid"))
+    sid = values.pop() if len(values) == 1 else None
     return sid if is_call_sid(sid) else None  # type: ignore[return-value]
 
 
 def _field(form: FormData, key: str) -> str | None:
-    value = form.get(key)
+    """The first value of ``key`` (Starlette's ``form.get`` would give the last)."""
+    values = form.getlist(key)
+    value = values[0] if values else None
     return value if isinstance(value, str) and value else None
 
 
 async def voice(request: Request) -> Response:
     services: Services = request.state.services
-    form = await _signed_form(request)
+    form = await _signed_form(request, VOICE_PATH)
     if form is None:
         return PlainTextResponse("invalid signature", status_code=403)
     call_sid = _call_sid(form)
     if call_sid is None:
-        return PlainTextResponse("missing or malformed CallSid", status_code=400)
+        return PlainTextResponse("missing, malformed or repeated CallSid", status_code=400)
+    refusal = services.admission.answer_call(call_sid, len(services.registry), time.monotonic())
+    if refusal is not None:
+        log.warning("call %s turned away: %s", call_sid, refusal)
+        return Response(busy_twiml(BUSY_MESSAGE), media_type="text/xml")
     settings = services.settings
     mode: CallMode = "operator" if settings.operator_number else "voicemail"
     try:
@@ -91,7 +101,7 @@ async def voice(request: Request) -> Response:
 
 async def status(request: Request) -> Response:
     services: Services = request.state.services
-    form = await _signed_form(request)
+    form = await _signed_form(request, STATUS_PATH)
     if form is None:
         return PlainTextResponse("invalid signature", status_code=403)
     call_sid = _call_sid(form)
@@ -113,4 +123,4 @@ async def status(request: Request) -> Response:
 
 def _int(form: FormData, key: str) -> int | None:
     value = _field(form, key)
-    return int(value) if value is not None and value.isdigit() else None
+    return int(value) if value is not None and value.isascii() and value.isdigit() and len(value) <= 18 else None

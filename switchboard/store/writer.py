@@ -156,11 +156,16 @@ class SegmentWriter:
         )
 
     async def run(self) -> None:
-        """The writer loop. Returns after :meth:`aclose`; if cancelled, spools what it holds and re-raises."""
+        """The writer loop. Returns after :meth:`aclose`; if cancelled, spools what it holds and re-raises.
+
+        If it crashes (the spool's disk is full while the store is down) it keeps what it holds in memory and
+        re-raises; it may then be run again (the app's supervisor does, with backoff)."""
         if self._running or self._finished:
-            raise RuntimeError("SegmentWriter.run() can run only once")
+            raise RuntimeError("SegmentWriter.run() is running or has finished")
         self._running = True
+        self._stopped.clear()
         loop = asyncio.get_running_loop()
+        crashed = False
         try:
             self._spool_pending = await asyncio.to_thread(self._spool.has_pending)
             while not self._drained():
@@ -171,17 +176,27 @@ class SegmentWriter:
                 batch = self._take()
                 if batch:
                     await self._write(batch, loop)
+        except Exception:
+            crashed = not self._closing
+            raise
         finally:
-            # Cancelled or crashed: whatever is still in memory goes to disk, synchronously (nothing to await).
-            leftovers = self._inflight + list(self._queue)
-            self._inflight, self._running, self._finished = [], False, True
-            self._queue.clear()
+            self._running = False
             try:
-                if leftovers:
-                    self._to_spool_sync(leftovers)
+                if crashed:  # the batch in flight goes back to the front of the queue, for the next run
+                    self._queue.extendleft(reversed(self._inflight))
+                    self._inflight = []
+                else:  # cancelled or closing: what is still in memory goes to disk, synchronously
+                    self._finish()
             finally:
                 self._stopped.set()
                 self._progress.set()
+
+    def _finish(self) -> None:
+        leftovers = self._inflight + list(self._queue)
+        self._inflight, self._finished = [], True
+        self._queue.clear()
+        if leftovers:
+            self._to_spool_sync(leftovers)
 
     async def aclose(self) -> None:
         """Flush what is queued (to the store, else the spool) and wait for :meth:`run` to return."""

@@ -99,3 +99,15 @@ def voicemail_twiml(
     response.pause(length=max_seconds)
     response.hangup()
     return str(response)
+
+
+def busy_twiml(message: str) -> str:
+    """Speak ``message`` and hang up: the answer when this instance takes no more calls (at capacity, draining).
+
+    No ``<Stream>``: nothing of the call reaches us, so there is nothing to record or lose."""
+    if not message.strip():
+        raise TwimlError("busy message must not be empty")
+    response = VoiceResponse()
+    response.say(_text("busy message", message))
+    response.hangup()
+    return str(response)

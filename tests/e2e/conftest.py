@@ -18,7 +18,9 @@ import uvicorn
 
 from switchboard.app import create_app
 from switchboard.config import Secret, Settings
+from switchboard.lifecycle import Lifecycle
 from switchboard.replay.twilio_fake import Target
+from switchboard.serving import uvicorn_config
 from switchboard.transcribe.moonshine import RecognizerPool
 from tests.pg_plugin import dsn_for
 
@@ -64,17 +66,18 @@ async def fresh_database(server_dsn: str, prefix: str) -> str:
 
 @asynccontextmanager
 async def running_server(dsn: str, data_dir: Path, *, recognizers: RecognizerPool | None = None,
-                         **overrides: Any) -> AsyncIterator[Server]:
+                         lifecycle: Lifecycle | None = None, **overrides: Any) -> AsyncIterator[Server]:
     """A real uvicorn server in this event loop; shut down (calls drained) on exit. ``recognizers`` is the
-    local engine's pool (see ``create_app``); ``overrides`` are settings."""
+    local engine's pool and ``lifecycle`` the caps, live calls and supervisor (see ``create_app``); ``overrides``
+    are settings."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     options: dict[str, Any] = {"transcriber": "local", "stt_workers": 2, "live_queue": 5000, **overrides}
     settings = Settings(data_dir=data_dir, public_url=base, host="127.0.0.1", port=port,
                         twilio_auth_token=Secret(AUTH_TOKEN), api_token=Secret(API_TOKEN),
                         database_url=Secret(dsn), **options)
-    app = create_app(settings, recognizers=recognizers)
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    app = create_app(settings, recognizers=recognizers, lifecycle=lifecycle)
+    uv = uvicorn.Server(uvicorn_config(app, settings, log_level="warning"))
     task = asyncio.create_task(uv.serve())
     async with asyncio.timeout(60):
         while not uv.started:

@@ -48,3 +48,24 @@ def test_bad_values_fail_at_start_naming_the_variable(tmp_path: Path, name: str,
 
 def test_secret_equality_is_by_value() -> None:
     assert Secret("a") == Secret("a") and Secret("a") != Secret("b")
+
+
+@pytest.mark.parametrize(("env", "required"), [
+    ({}, False),  # zero-config: the generated token signs nothing Twilio sends
+    ({"TWILIO_AUTH_TOKEN": "real"}, True),  # a real token: Twilio signs every upgrade, so we insist
+    ({"TWILIO_AUTH_TOKEN": "real", "SWITCHBOARD_REQUIRE_WS_SIGNATURE": "0"}, False),  # the explicit override
+    ({"SWITCHBOARD_REQUIRE_WS_SIGNATURE": "1"}, True),
+])
+def test_media_stream_signature_is_required_whenever_a_real_token_is_configured(
+        tmp_path: Path, env: dict[str, str], required: bool) -> None:
+    assert Settings.from_env({"SWITCHBOARD_DATA_DIR": str(tmp_path), **env}).ws_signature_required is required
+
+
+def test_limits_have_defaults_and_are_validated(tmp_path: Path) -> None:
+    s = Settings.from_env({"SWITCHBOARD_DATA_DIR": str(tmp_path)})
+    assert (s.max_body_bytes, s.ws_max_bytes, s.ws_start_timeout_s) == (65536, 131072, 5.0)
+    assert (s.max_calls, s.max_connections, s.drain_s) == (100, 500, 60.0)
+    for name, value in [("SWITCHBOARD_MAX_CALLS", "0"), ("SWITCHBOARD_WS_START_TIMEOUT_S", "0"),
+                        ("SWITCHBOARD_MAX_BODY_BYTES", "10"), ("SWITCHBOARD_DRAIN_S", "-1")]:
+        with pytest.raises(ConfigError, match=name):
+            Settings.from_env({"SWITCHBOARD_DATA_DIR": str(tmp_path), name: value})
