@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -26,9 +27,9 @@ class Flaky:
         await self.stop.wait()
 
 
-async def wait_for(condition: object, within_s: float = 10) -> None:
+async def wait_for(condition: Callable[[], bool], within_s: float = 10) -> None:
     async with asyncio.timeout(within_s):
-        while not condition():  # type: ignore[operator]
+        while not condition():  # noqa: ASYNC110 -- polling the supervisor's state is the point
             await asyncio.sleep(0.005)
 
 
