@@ -1,5 +1,5 @@
 """The model first, the offline intake script when it cannot answer: no key, an error (auth, 5xx after the SDK's
-retries, a dropped stream), or no first output within the profile's ``first_token_timeout_s``.
+retries, a dropped stream), or no first words within the profile's ``first_token_timeout_s``.
 
 After a failure the rest of the call stays offline: the script then leads a consistent conversation, and the
 caller does not wait out the model's deadline again on every turn. If the model had already said part of its
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 
-from switchboard.agent.dialog import Dialog, DialogContext, DialogError, DialogOutput, DialogStats
+from switchboard.agent.dialog import Dialog, DialogContext, DialogError, DialogOutput, DialogStats, Say
 
 
 class FallbackDialog:
@@ -35,15 +35,8 @@ class FallbackDialog:
         if self._primary is not None and self.failed_reason is None:
             stream = self._primary.reply(context)
             try:
-                try:
-                    async with asyncio.timeout(self._first_token_s):
-                        first = await anext(stream, None)
-                except TimeoutError as exc:
-                    raise DialogError("slow_first_token", f"no output within {self._first_token_s} s") from exc
-                if first is not None:
-                    yield first
-                    async for output in stream:
-                        yield output
+                async for output in self._until_words(stream):
+                    yield output
                 return
             except DialogError as exc:
                 self.failed_reason = exc.reason
@@ -52,6 +45,25 @@ class FallbackDialog:
                 await stream.aclose()
         self.stats.offline_replies += 1
         async for output in self._offline.reply(context):
+            yield output
+
+    async def _until_words(self, stream: AsyncGenerator[DialogOutput, None]) -> AsyncGenerator[DialogOutput, None]:
+        """The primary's outputs, with a deadline on its first words (decisions before them pass at once, so an
+        alert is never held back; the deadline is not running while the consumer has control)."""
+        deadline = asyncio.get_running_loop().time() + self._first_token_s
+        said = False
+        while True:
+            if said:
+                output = await anext(stream, None)
+            else:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        output = await anext(stream, None)
+                except TimeoutError as exc:
+                    raise DialogError("slow_first_token", f"no words within {self._first_token_s} s") from exc
+            if output is None:
+                return
+            said = said or isinstance(output, Say)
             yield output
 
 

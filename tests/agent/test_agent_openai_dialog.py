@@ -200,3 +200,16 @@ async def test_closing_a_reply_mid_stream_ends_the_request(emulator: OpenAIEmula
             await task
         await stream.aclose()
     assert chain.stats.fallbacks == []  # a cancellation is not a model failure
+
+
+async def test_the_deadline_is_on_the_first_words_and_decisions_before_them_pass(emulator: OpenAIEmulator) -> None:
+    emulator.chat_script += [ChatScript(tool_calls=(("send_emergency_alert", '{"summary": "water pouring"}'),)),
+                             ChatScript(text="I've alerted the engineer.")]
+    emulator.inject(Fault.slow(0))  # the first round (tool calls only) answers at once
+    emulator.inject(Fault.first_token_delay(30))  # the second round's words never come in time
+    async with dialog(emulator) as model:
+        chain = fallback(model, timeout_s=1.0)
+        outputs = await collect(chain.reply(CONTEXT))
+    assert outputs[0] == RaiseAlert("water pouring")  # passed on at once, not lost with the model
+    assert said(outputs) == OFFLINE_WORDS and chain.stats.fallbacks == ["slow_first_token"]
+    assert len(emulator.requests) == 2
