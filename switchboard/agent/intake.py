@@ -10,6 +10,8 @@ emergency raises the alert once and the agent says so. Every word comes from the
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import re
 from collections.abc import AsyncGenerator, Callable
 from typing import Final
@@ -17,7 +19,16 @@ from typing import Final
 from switchboard.agent.dialog import DialogContext, DialogOutput, Say
 from switchboard.agent.profile import AgentProfile
 from switchboard.agent.tools import RaiseAlert, RecordDetails, RequestEnd, RequestTransfer
-from switchboard.extract.offline import ROUTINE_CALLER, classify_urgency, extract_facts, find_name
+from switchboard.extract.offline import (
+    CATEGORY_TABLE,
+    ROUTINE_CALLER,
+    SEGMENT_TABLE,
+    classify,
+    classify_urgency,
+    extract_facts,
+    find_name,
+    summarise,
+)
 from switchboard.extract.schema import CallFacts, Transcript, Turn
 
 PERSON: Final = re.compile(
@@ -43,7 +54,9 @@ class OfflineDialog:
         self.profile = profile
 
     async def reply(self, context: DialogContext) -> AsyncGenerator[DialogOutput, None]:
-        for output in respond(context, self.profile):
+        # In a thread: reading a long answer with the extractor takes up to ~10 ms (scripts/bench_agent_core.py),
+        # too long to hold the loop that carries every call's media.
+        for output in await asyncio.to_thread(respond, context, self.profile):
             yield output
 
 
@@ -79,28 +92,41 @@ def respond(context: DialogContext, profile: AgentProfile) -> list[DialogOutput]
 
 def gather(transcript: Transcript) -> CallFacts:
     """The facts of the whole call, where each answer is read next to the question it answers, later ones
-    winning (corrections)."""
-    whole = extract_facts(transcript)
+    winning (corrections). Category, segment, urgency and summary come from the caller's words alone: the agent's
+    own lines (the greeting, the read-back) would otherwise count as the agent's decision or promise."""
     known: dict[str, str] = {}
-    last_agent: Turn | None = None
+    question = ""
     for turn in transcript.turns:
         if turn.speaker == "agent":
-            last_agent = turn
-            continue
-        answer = extract_facts(Transcript((last_agent, turn) if last_agent else (turn,)))
-        if REDIRECT.search(turn.text):
-            continue  # an attempt to redirect the call: nothing in it is taken as the caller's details
-        update = {key: value for key in _KEPT if (value := getattr(answer, key))}
-        restated = NAME_IS.search(turn.text)  # "no, the name is Sara Leigh": a correction names its field
-        if restated and (name := find_name(Transcript((Turn("agent", "name?"), Turn("caller", restated["name"]))))):
-            update["caller_name"] = name
-        known.update(update)
-        if answer.issue_category != "other":
-            known["issue_category"] = answer.issue_category
-    # Urgency from the caller's words alone: the agent's own lines ("How can I help today?", the read-back) would
-    # otherwise read to the extractor as the agent's decision or promise.
-    urgency = classify_urgency(transcript.text_of("caller"), "")
-    return whole.model_copy(update={**dict.fromkeys(_KEPT), **known, "urgency": urgency})
+            question = turn.text
+        else:
+            known.update(_answer(question, turn.text))
+    caller = transcript.text_of("caller")
+    category = known.pop("issue_category", None) or classify(CATEGORY_TABLE, caller, "", "other")
+    urgency = classify_urgency(caller, "")
+    return CallFacts(
+        caller_name=known.get("caller_name"), callback_number=known.get("callback_number"),
+        address=known.get("address"), postcode=known.get("postcode"), urgency=urgency,
+        issue_category=category,  # type: ignore[arg-type]  # a label from CATEGORY_TABLE
+        summary=summarise(caller, category, urgency),  # type: ignore[arg-type]
+        lead_segment=classify(SEGMENT_TABLE, caller, "", "other"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _answer(question: str, answer: str) -> dict[str, str]:
+    """What one answer says, read with its question (pure, so cached: the script re-reads the whole call each turn
+    and the extractor takes milliseconds per turn)."""
+    if REDIRECT.search(answer):
+        return {}  # an attempt to redirect the call: nothing in it is taken as the caller's details
+    turns = (Turn("agent", question), Turn("caller", answer)) if question else (Turn("caller", answer),)
+    facts = extract_facts(Transcript(turns))
+    found = {key: value for key in _KEPT if (value := getattr(facts, key))}
+    restated = NAME_IS.search(answer)  # "no, the name is Sara Leigh": a correction names its field
+    if restated and (name := find_name(Transcript((Turn("agent", "name?"), Turn("caller", restated["name"]))))):
+        found["caller_name"] = name
+    if facts.issue_category != "other":
+        found["issue_category"] = facts.issue_category
+    return found
 
 
 def next_question(facts: CallFacts, profile: AgentProfile, asked: Callable[[str], int], *,
