@@ -9,6 +9,9 @@ tell the two apart, so while the agent is audible speech alone never interrupts 
   word that is a stop word ("stop", "wait", "no"); or
 - **level**: speech lasting ``interrupt_min_speech_ms`` whose level is at least the agent's output level minus
   ``echo_margin_db``: far louder than the echo can be. Without levels this rule is off and words decide.
+
+The recogniser's result for the echo of the agent's last words can arrive after the turn has ended; for
+``echo_tail_ms`` after it, a transcript made only of the agent's words (:func:`is_echo`) is dropped too.
 """
 
 from __future__ import annotations
@@ -46,6 +49,13 @@ def own_words(heard: str, agent_text: str) -> list[str]:
     return own
 
 
+def is_echo(heard: str, agent_text: str) -> bool:
+    """Two or more words, and every one of them the agent's own (backchannels aside): the tail of the agent's echo,
+    transcribed after its turn ended. A bare "yes" is never echo: it is the usual answer to a question."""
+    content = [word for word in words(heard) if word not in BACKCHANNELS]
+    return len(content) >= 2 and not own_words(heard, agent_text)
+
+
 def words_interrupt(heard: str, agent_text: str, timing: TurnTiming) -> bool:
     """The transcript rule: enough words of the caller's own, or one stop word."""
     own = own_words(heard, agent_text)
@@ -65,4 +75,6 @@ def echo_window(text: str, played_chars: int, sent_chars: int, timing: TurnTimin
     return text[start:max(sent_chars, played_chars) + timing.echo_window_chars // 2]
 
 
-__all__ = ["BACKCHANNELS", "STOP_WORDS", "echo_window", "loud_enough", "own_words", "words", "words_interrupt"]
+__all__ = [
+    "BACKCHANNELS", "STOP_WORDS", "echo_window", "is_echo", "loud_enough", "own_words", "words", "words_interrupt",
+]

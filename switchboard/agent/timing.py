@@ -15,7 +15,9 @@ How they were chosen, and how to tune them:
 - **Echo** ``echo_margin_db = 12``: while the agent talks the caller track carries its echo (speaker-phones leak
   the agent at about -20 dB). Speech only counts as the caller's own, without words, when it is louder than the
   agent's level minus this margin, i.e. 8 dB above a -20 dB echo. ``echo_window_chars = 400``: interim words are
-  matched against this much of the agent's text around what is playing.
+  matched against this much of the agent's text around what is playing. ``echo_tail_ms = 1500``: the
+  recogniser's result for the echo of the agent's last words arrives up to about a second after playback ends
+  (its own latency), so for this long a transcript made only of the agent's words is still taken as echo.
 - **False interruptions** ``resume_after_ms = 1500``: if loud speech cut the agent but no words followed within
   this time of the speech ending, the agent says the rest of its turn again.
 - **Silence** ``reprompt_ms = 8000``: the agent re-prompts after this silence; after the second it says goodbye.
@@ -37,6 +39,7 @@ class TurnTiming:
     interrupt_min_words: int = 2
     echo_margin_db: float = 12.0
     echo_window_chars: int = 400
+    echo_tail_ms: int = 1500
     resume_after_ms: int = 1500
     reprompt_ms: int = 8000
     dtmf_gap_ms: int = 3000

@@ -83,6 +83,7 @@ class TurnTaker:
         self._silences = 0
         self._speech_db: float | None = None
         self._resume: tuple[str, int | None] | None = None  # (unheard text, deadline) after a loud interruption
+        self._echo_tail: tuple[str, int] = ("", 0)  # (the last turn's text, until when its echo may still come)
 
     # -- public API ---------------------------------------------------------------------------------------------
 
@@ -168,6 +169,8 @@ class TurnTaker:
             actions = self._interrupt(now, resume=False)
         elif turn is not None and turn.kind == "reply" and text.strip():
             actions = self._abandon_reply()  # THINKING: the caller is still going
+        elif now <= self._echo_tail[1] and barge_in.is_echo(text, self._echo_tail[0]):
+            return []  # the echo of the agent's last words, recognised after its turn ended
         else:
             actions = []
         self._caller.heard(text, final, now)
@@ -233,7 +236,7 @@ class TurnTaker:
         heard = turn.heard()
         if heard:
             self.conversation.append(Turn("agent", heard, turn.started_at))
-        self._turn = None
+        self._turn, self._echo_tail = None, (heard, now + self.timing.echo_tail_ms)
         actions: list[Action] = [TurnUpdate(turn.reply_id, "finished", heard)]
         if turn.then == "end":
             self.phase = Phase.ENDED

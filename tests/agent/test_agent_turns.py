@@ -327,3 +327,25 @@ def test_voice_to_voice_latency_is_reported_from_the_end_of_speech() -> None:
     call.run_until(end + 2800)  # the model and the voice take 300 ms
     call.reply(2, "Oh dear.")
     assert call.updates("started")[-1].latency_ms == 800
+
+
+def test_the_echo_of_the_agents_last_words_after_its_turn_is_not_a_caller_turn() -> None:
+    call, end = greeted()
+    call.at(end + 300, Heard("how can I help", final=True))  # the greeting's tail, recognised late
+    call.run_until(end + 3000)
+    assert not call.actions(StartReply)
+
+
+def test_a_yes_right_after_the_agent_finishes_is_an_answer() -> None:
+    call, end = greeted()
+    call.at(end + 300, Heard("yes", final=True))
+    call.at(end + 400, Heard("help", final=True))  # one word of the agent's own: not enough to call it echo
+    call.run_until(end + 3000)
+    assert call.first(StartReply)[1] == StartReply(2, "yes help")
+
+
+def test_the_agents_words_long_after_its_turn_are_the_callers() -> None:
+    call, end = greeted()
+    call.at(end + 2000, Heard("how can I help", final=True))
+    call.run_until(end + 5000)
+    assert call.first(StartReply)[1] == StartReply(2, "how can I help")
