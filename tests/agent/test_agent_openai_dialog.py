@@ -213,3 +213,15 @@ async def test_the_deadline_is_on_the_first_words_and_decisions_before_them_pass
     assert outputs[0] == RaiseAlert("water pouring")  # passed on at once, not lost with the model
     assert said(outputs) == OFFLINE_WORDS and chain.stats.fallbacks == ["slow_first_token"]
     assert len(emulator.requests) == 2
+
+
+async def test_the_emulator_refuses_a_tool_schema_the_real_api_would(emulator: OpenAIEmulator) -> None:
+    from openai import AsyncOpenAI, BadRequestError
+
+    client = AsyncOpenAI(api_key=emulator.api_key, base_url=emulator.base_url, max_retries=0)
+    loose = {"type": "function", "function": {"name": "f", "strict": True, "parameters": {
+        "type": "object", "properties": {"a": {"type": "string"}}, "required": []}}}
+    with pytest.raises(BadRequestError, match="Invalid schema for function 'f'"):
+        await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                             tools=[loose], stream=True)  # type: ignore[list-item]
+    await client.close()

@@ -146,7 +146,7 @@ class OpenAIEmulator(LoopbackHttpServer[Fault, RecordedRequest]):
 
     def _streamed(self, body: dict[str, Any], fault: Fault | None) -> _Response:
         """A streamed chat answer (see :mod:`tests.emulators.openai_chat`), with the streaming faults."""
-        problem = request_problem(body)
+        problem = request_problem(body) or _strict_tools_problem(body)
         if problem is not None:
             return _error(400, problem[1], param=problem[0])
         script = self.chat_script.pop(0) if self.chat_script else default_answer(body["messages"])
@@ -225,6 +225,17 @@ def _strict_problem(schema: Any, where: str) -> str | None:
         problem = _strict_problem(child, child_where)
         if problem is not None:
             return problem
+    return None
+
+
+def _strict_tools_problem(body: dict[str, Any]) -> tuple[str | None, str] | None:
+    """Strict function schemas follow the same rules as strict response formats."""
+    for index, tool in enumerate(body.get("tools") or ()):
+        function = tool.get("function", {})
+        problem = _strict_problem(function.get("parameters"), "parameters") if function.get("strict") else None
+        if problem is not None:
+            return (f"tools[{index}].function.parameters",
+                    f"Invalid schema for function '{function.get('name')}': {problem}")
     return None
 
 
