@@ -76,7 +76,7 @@ class EspeakEngine:
 
     name = NAME
 
-    def __init__(self, voice: str = "en", words_per_minute: int = 165) -> None:
+    def __init__(self, voice: str = "en-us", words_per_minute: int = 150) -> None:
         self.voice = voice
         self.words_per_minute = words_per_minute
         with _LOCK:
