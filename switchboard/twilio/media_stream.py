@@ -135,7 +135,8 @@ def _media_format(start: dict[str, Any]) -> MediaFormat:
         _uint(raw.get("channels"), "mediaFormat.channels"),
     )
     if found != SUPPORTED_FORMAT:
-        reason = f"unsupported media format {found}; only {SUPPORTED_FORMAT} is decoded"
+        shown = f"{_short(found.encoding)} at {found.sample_rate} Hz, {found.channels} channel(s)"
+        reason = f"unsupported media format {shown}; only audio/x-mulaw at 8000 Hz, 1 channel is decoded"
         raise ProtocolViolation(reason, CloseCode.UNSUPPORTED_DATA)
     return SUPPORTED_FORMAT
 
@@ -288,7 +289,7 @@ class MediaStream:
         if type(sid) is not str:
             raise _invalid(f"{where}.streamSid missing or not a string: {_short(sid)}")
         if self._stream_sid is not None and sid != self._stream_sid:
-            reason = f"{where}.streamSid {_short(sid)} is not this stream's {self._stream_sid!r}"
+            reason = f"{where}.streamSid {_short(sid)} is not this stream's {_short(self._stream_sid)}"
             raise ProtocolViolation(reason, CloseCode.POLICY_VIOLATION)
 
     def _on_connected(self, msg: dict[str, Any]) -> Connected:
@@ -299,10 +300,10 @@ class MediaStream:
         seq = _uint(msg.get("sequenceNumber"), "start.sequenceNumber")
         body = _obj(msg, "start")
         if body.get("streamSid", stream_sid) != stream_sid:
-            raise _invalid(f"start.streamSid {_short(body.get('streamSid'))} differs from {stream_sid!r}")
+            raise _invalid(f"start.streamSid {_short(body.get('streamSid'))} differs from {_short(stream_sid)}")
         call_sid = _str(body, "callSid", "start")
         if self._expected_call_sid is not None and call_sid != self._expected_call_sid:
-            reason = f"start for call {_short(call_sid)}, expected {self._expected_call_sid!r}"
+            reason = f"start for call {_short(call_sid)}, expected {_short(self._expected_call_sid)}"
             raise ProtocolViolation(reason, CloseCode.POLICY_VIOLATION)
         tracks = body.get("tracks")
         if type(tracks) is not list or not tracks:
@@ -404,7 +405,7 @@ class MediaStream:
         call_sid = _str(_obj(msg, "stop"), "callSid", "stop")
         expected = self._call_sid or self._expected_call_sid
         if expected is not None and call_sid != expected:
-            reason = f"stop for call {_short(call_sid)}, expected {expected!r}"
+            reason = f"stop for call {_short(call_sid)}, expected {_short(expected)}"
             raise ProtocolViolation(reason, CloseCode.POLICY_VIOLATION)
         return Stop(call_sid, seq)
 
