@@ -72,7 +72,16 @@ def build_extractor(env: Mapping[str, str]) -> FallbackExtractor:
 
 def format_extraction(result: Extraction) -> str:
     """Aligned ``field: value`` lines, then where the result came from."""
-    lines = [f"{name:>16}: {'-' if value is None else value}" for name, value in result.facts.model_dump().items()]
+    facts = result.facts
+    lines = []
+    for name, value in facts.model_dump(exclude={"evidence", "needs_confirmation"}).items():
+        line = f"{name:>16}: {'-' if value is None else value}"
+        evidence = getattr(facts.evidence, name, None) if value is not None else None
+        if evidence is not None:
+            line += f"  ({evidence.source}, {evidence.confidence:.2f}"
+            line += f"; or {', '.join(evidence.alternatives)})" if evidence.alternatives else ")"
+            line += "  confirm!" if name in facts.needs_confirmation else ""
+        lines.append(line)
     origin = result.source + (f" ({result.model})" if result.model else "")
     if result.fallback_reason:
         origin += f", OpenAI failed: {result.fallback_reason}"

@@ -24,12 +24,21 @@ import re
 from collections.abc import Sequence
 from typing import Final, TypeVar
 
+from switchboard.extract.fields import (
+    NO,
+    Heard,
+    apply_spelling,
+    confirm_by_readback,
+    phone_field,
+    postcode_field,
+    spelled_words,
+)
 from switchboard.extract.patterns import STREET_SUFFIXES, TEENS, TENS, UNITS, find_address
-from switchboard.extract.phone import find_phone
-from switchboard.extract.postcode import find_postcode
 from switchboard.extract.schema import (
     CallFacts,
+    Evidence,
     Extraction,
+    FieldEvidence,
     IssueCategory,
     LeadSegment,
     Transcript,
@@ -85,8 +94,11 @@ AGENT_SCHEDULE: Final[Sequence[tuple[Urgency, str]]] = (
                r"hours?|first thing tomorrow|\btomorrow\b"),
     ("routine", r"next week|in the next few days|book (?:you )?in for"),
 )
-NAME_QUESTION: Final = re.compile(r"\bname\b|who am i speaking|who'?s calling|who is (?:this|calling)", re.I)
+NAME_QUESTION: Final = re.compile(r"\bname\b|who am i speaking|who'?s calling|who is (?:this|calling)|\bspell", re.I)
 ADDRESS_QUESTION: Final = re.compile(r"\baddress\b|where (?:is|are) (?:the|you)|which property", re.I)
+ADDRESS_FOLLOW_UP: Final = re.compile(
+    r"^\W*(?:(?:okay|ok|mm-?hm|uh-huh|right|yes|yeah|sure|go on|got (?:it|that)|and)\W*)+$|"
+    r"\b(?:which|what|and the) (?:town|city|street|road|area)\b|\band the rest\b|\bgo on\b", re.I)
 NAME_CUE: Final = re.compile(
     r"\b(?i:(?P<strong>my name is|my name's|name's|call me)|(?P<weak>it's|it is|this is|i'm|i am))\s+"
     r"(?P<name>[A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+){0,2})")
@@ -117,26 +129,62 @@ class OfflineExtractor:
 
 
 def extract_facts(transcript: Transcript) -> CallFacts:
-    """Every field from one transcript (pure)."""
+    """Every field from one transcript (pure), each with its evidence (:mod:`switchboard.extract.fields`)."""
     caller = transcript.text_of("caller")
     agent = transcript.text_of("agent")
-    address_reply = " ".join(_replies(transcript, ADDRESS_QUESTION))
+    address = find_address_field(transcript)
     category: IssueCategory = classify(CATEGORY_TABLE, caller, agent, "other")
-    address = find_address(address_reply) or find_address(caller)
     segment: LeadSegment = classify(SEGMENT_TABLE, caller, agent, "other")
-    if segment == "other" and address and address.lower().startswith(("flat", "apartment")):
+    if segment == "other" and address and address.value.lower().startswith(("flat", "apartment")):
         segment = "tenant"
     urgency = classify_urgency(caller, agent)
+    stated = any(_count(pattern, agent) for _, pattern in AGENT_DECISION)
+    contact = {"caller_name": find_name_field(transcript), "callback_number": phone_field(transcript),
+               "address": address, "postcode": postcode_field(transcript)}
+    evidence = Evidence(
+        **{name: None if heard is None else heard.evidence() for name, heard in contact.items()},
+        urgency=FieldEvidence(source="said" if stated else "inferred", confidence=0.9 if stated else 0.7,
+                              alternatives=[]),
+        issue_category=FieldEvidence(source="inferred", confidence=0.8 if category != "other" else 0.5,
+                                     alternatives=[]),
+        lead_segment=FieldEvidence(source="inferred", confidence=0.8 if segment != "other" else 0.5,
+                                   alternatives=[]),
+    )
     return CallFacts(
-        caller_name=find_name(transcript),
-        callback_number=find_phone(caller),
-        address=address,
-        postcode=find_postcode(caller),
+        **{name: None if heard is None else heard.value for name, heard in contact.items()},
         urgency=urgency,
         issue_category=category,
         summary=summarise(caller, category, urgency),
         lead_segment=segment,
+        evidence=evidence,
     )
+
+
+def find_name_field(transcript: Transcript) -> Heard | None:
+    """The name as said, with a spelling given in the name answers applied, a correction after a read-back
+    answered "no", and confirmation when a read-back was answered "yes"."""
+    spelled = [word for reply in _replies(transcript, NAME_QUESTION) for word in spelled_words(reply)]
+    heard = apply_spelling(find_name(transcript), spelled)
+    for index, turn in enumerate(transcript.turns[:-1]):
+        reply = transcript.turns[index + 1]
+        if heard is None or turn.speaker != "agent" or reply.speaker != "caller" or not NO.search(reply.text):
+            continue
+        if heard.value.split()[0].lower() in turn.text.lower():
+            words = _name_words(FILLER_PREFIX.sub("", NO.sub("", reply.text).lstrip(" ,.")))
+            if words:
+                heard = Heard(" ".join(words), "corrected", 0.85)
+    return confirm_by_readback(transcript, heard)
+
+
+def find_address_field(transcript: Transcript) -> Heard | None:
+    """The address from the answers to the address question (which may run over several turns), else from
+    anything the caller said; confirmed by a read-back answered yes."""
+    reply = " ".join(_replies(transcript, ADDRESS_QUESTION, follow_up=ADDRESS_FOLLOW_UP))
+    address = find_address(reply) or find_address(transcript.text_of("caller"))
+    if address is None:
+        return None
+    confidence = 0.85 if address.count(",") >= 1 else 0.75  # with a town (or a flat) it is more complete
+    return confirm_by_readback(transcript, Heard(address, "said", confidence))
 
 
 def classify(table: Sequence[tuple[Label, Patterns]], caller: str, agent: str, default: Label) -> Label:
@@ -196,16 +244,19 @@ def _name_words(text: str) -> list[str]:
     return words
 
 
-def _replies(transcript: Transcript, question: re.Pattern[str]) -> list[str]:
-    """Caller turns that directly follow an agent turn matching ``question`` (consecutive caller turns join)."""
+def _replies(transcript: Transcript, question: re.Pattern[str], *,
+             follow_up: re.Pattern[str] | None = None) -> list[str]:
+    """Caller turns that directly follow an agent turn matching ``question`` (consecutive caller turns join, and
+    so do turns after an agent turn matching ``follow_up``: "mm-hm", "and the town?")."""
     replies: list[str] = []
-    asked = False
+    asked = joining = False
     previous: Turn | None = None
     for turn in transcript.turns:
         if turn.speaker == "agent":
-            asked = bool(question.search(turn.text))
+            continues = asked and follow_up is not None and bool(follow_up.search(turn.text))
+            asked, joining = continues or bool(question.search(turn.text)), continues
         elif asked:
-            if previous is not None and previous.speaker == "caller" and replies:
+            if replies and ((previous is not None and previous.speaker == "caller") or joining):
                 replies[-1] += " " + turn.text
             else:
                 replies.append(turn.text)
@@ -229,4 +280,5 @@ def _count(pattern: str, text: str) -> int:
     return len(re.findall(pattern, text, re.IGNORECASE))
 
 
-__all__ = ["OfflineExtractor", "classify", "classify_urgency", "extract_facts", "find_name", "summarise"]
+__all__ = ["OfflineExtractor", "classify", "classify_urgency", "extract_facts", "find_address_field", "find_name",
+           "find_name_field", "summarise"]

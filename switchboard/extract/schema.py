@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from switchboard.extract.errors import InvalidTranscript
 
@@ -22,6 +22,11 @@ IssueCategory = Literal["leak", "heating_boiler", "gas", "electrical", "lockout"
                         "damp_mould", "blockage_drainage", "other"]
 LeadSegment = Literal["tenant", "landlord", "homeowner", "commercial", "other"]
 Speaker = Literal["caller", "agent"]
+FieldSource = Literal["said", "spelled", "confirmed", "corrected", "caller_id", "inferred"]
+ContactField = Literal["caller_name", "callback_number", "address", "postcode"]
+CONTACT_FIELDS: Final[tuple[ContactField, ...]] = ("caller_name", "callback_number", "address", "postcode")
+CONFIRM_BELOW: Final = 0.8
+"""A contact field heard with less confidence than this is marked for confirmation (``needs_confirmation``)."""
 
 _POSTCODE: Final = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$")
 _LINE: Final = re.compile(r"^\s*(caller|agent)\s*:\s*(.*)$", re.IGNORECASE)
@@ -48,8 +53,44 @@ def normalise_phone(value: str) -> str | None:
     return None
 
 
+class FieldEvidence(BaseModel):
+    """How one field's value was heard: where it came from, how sure, and what else it could be."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: FieldSource = Field(
+        description="said: said once; spelled: spelled letter by letter; confirmed: the caller agreed when it was "
+                    "read back; corrected: the caller corrected it; caller_id: the phone network's caller ID, not "
+                    "said; inferred: judged from the conversation (urgency, category, segment).")
+    confidence: float = Field(description="0 to 1: how sure the value is right as heard.")
+    alternatives: list[str] = Field(description="Other values it could be (mishearings), best first; [] if none.")
+
+    @field_validator("confidence")
+    @classmethod
+    def _unit_interval(cls, value: float) -> float:
+        return min(1.0, max(0.0, value))
+
+
+class Evidence(BaseModel):
+    """:class:`FieldEvidence` per field; null for a field that is null (or when unknown)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    caller_name: FieldEvidence | None
+    callback_number: FieldEvidence | None
+    address: FieldEvidence | None
+    postcode: FieldEvidence | None
+    urgency: FieldEvidence | None
+    issue_category: FieldEvidence | None
+    lead_segment: FieldEvidence | None
+
+
 class CallFacts(BaseModel):
-    """The lead fields of one call (the seed's ``extractCallMetadata`` + ``classifyLead``)."""
+    """The lead fields of one call, and how each was heard."""
+
+    # ``evidence`` is optional: facts stored before it existed, and facts built by hand, have none.
+    # ``needs_confirmation`` is derived from it and never read from input: the contact fields heard with
+    # confidence under CONFIRM_BELOW, which the agent should read back and the dashboard show as unconfirmed.
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -66,6 +107,25 @@ class CallFacts(BaseModel):
     lead_segment: LeadSegment = Field(
         description="tenant (rents), landlord (owns a let property), homeowner (owns and lives there), "
                     "commercial (a business), other.")
+    evidence: Evidence | None = Field(
+        default=None, description="For each non-null field: its source, confidence and alternative readings.")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def needs_confirmation(self) -> list[ContactField]:
+        """Contact fields with a value heard with confidence under :data:`CONFIRM_BELOW`."""
+        if self.evidence is None:
+            return []
+        return [name for name in CONTACT_FIELDS if getattr(self, name) is not None
+                and (e := getattr(self.evidence, name)) is not None and e.confidence < CONFIRM_BELOW]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_not_input(cls, data: object) -> object:
+        # A stored or published dump carries the derived list; it is recomputed, not taken from input.
+        if isinstance(data, dict) and "needs_confirmation" in data:
+            return {k: v for k, v in data.items() if k != "needs_confirmation"}
+        return data
 
     @field_validator("postcode")
     @classmethod
@@ -98,6 +158,9 @@ class Transcript:
     """A call's turns in spoken order: the input of every extractor."""
 
     turns: tuple[Turn, ...]
+    caller_id: str | None = None
+    """The caller's number from the phone network (Twilio's ``From``), E.164, withheld numbers left out: a
+    fallback for the callback number, never taken as said."""
 
     @classmethod
     def from_text(cls, text: str) -> Transcript:
@@ -114,10 +177,12 @@ class Transcript:
         return cls(tuple(turns))
 
     @classmethod
-    def from_segments(cls, segments: Iterable[tuple[Speaker, str, int]]) -> Transcript:
+    def from_segments(cls, segments: Iterable[tuple[Speaker, str, int]], *,
+                      caller_id: str | None = None) -> Transcript:
         """Turns from timed ``(speaker, text, start_ms)`` pieces of both tracks, ordered by media time."""
         ordered = sorted(segments, key=lambda s: s[2])
-        return cls(tuple(Turn(speaker, text.strip(), start) for speaker, text, start in ordered if text.strip()))
+        turns = tuple(Turn(speaker, text.strip(), start) for speaker, text, start in ordered if text.strip())
+        return cls(turns, caller_id)
 
     def render(self) -> str:
         """The prompt form, which :meth:`from_text` reads back."""
@@ -141,8 +206,14 @@ class Extraction(BaseModel):
 
 
 __all__ = [
+    "CONFIRM_BELOW",
+    "CONTACT_FIELDS",
     "CallFacts",
+    "ContactField",
+    "Evidence",
     "Extraction",
+    "FieldEvidence",
+    "FieldSource",
     "IssueCategory",
     "LeadSegment",
     "Speaker",

@@ -31,10 +31,13 @@ async def test_offline_json(transcript: Path, capsys: pytest.CaptureFixture[str]
     assert await run_extract(transcript, as_json=True, settings_env={}) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["source"] == "offline"
-    assert document["facts"] | {"summary": None} == {
+    assert document["facts"]["needs_confirmation"] == []
+    assert document["facts"]["evidence"]["postcode"]["source"] == "said"
+    assert document["facts"]["evidence"]["postcode"]["confidence"] > 0.9
+    assert document["facts"] | {"summary": None, "evidence": None, "needs_confirmation": None} == {
         "caller_name": "Robert McLeish", "callback_number": "+447700900614", "address": "41 Kelvin Drive, Glasgow",
         "postcode": "G20 8QQ", "urgency": "emergency", "issue_category": "gas", "summary": None,
-        "lead_segment": "other"}
+        "lead_segment": "other", "evidence": None, "needs_confirmation": None}
 
 
 async def test_offline_text(transcript: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -179,9 +179,12 @@ def test_a_flat_without_other_cues_is_a_tenant() -> None:
 
 def test_empty_transcript_gives_neutral_facts() -> None:
     facts = extract_facts(Transcript(()))
-    assert facts.model_dump() == {
+    assert facts.model_dump(exclude={"evidence"}) == {
         "caller_name": None, "callback_number": None, "address": None, "postcode": None, "urgency": "routine",
-        "issue_category": "other", "summary": "Routine other: no problem described", "lead_segment": "other"}
+        "issue_category": "other", "summary": "Routine other: no problem described", "lead_segment": "other",
+        "needs_confirmation": []}
+    assert facts.evidence is not None and facts.evidence.postcode is None and facts.evidence.caller_name is None
+    assert facts.evidence.urgency is not None and facts.evidence.urgency.source == "inferred"
 
 
 SPOKEN = st.sampled_from(["oh", "double", "triple", "seven", "twenty", "hundred", "and", "L", "S", "a.", "b", ",",
