@@ -1,12 +1,18 @@
 """Field accuracy of the offline extractor on the domain fixtures (``fixtures/*.json`` with ``facts``).
 
-    .venv/bin/python scripts/extract_accuracy.py [--asr] [--json] [--fixtures DIR]
+    .venv/bin/python scripts/extract_accuracy.py [--asr] [--save-asr FILE | --asr-from FILE] [--json]
+                                                 [--fixtures DIR]
 
 The reference transcript is the fixture's own utterance text, both tracks interleaved by start time. With
 ``--asr`` each fixture's WAV is also transcribed by the local recogniser (``transcribe_file``) and scored the same
-way. Exact match for caller_name (case and spacing ignored), callback_number, postcode, urgency, issue_category
-and lead_segment; ``address`` is fuzzy (see :func:`address_matches`). An expected null in a field that cannot be
-null (category, segment) is not scored.
+way; ``--save-asr`` keeps those transcripts in a JSON file and ``--asr-from`` scores a saved one (to compare two
+extractors on the same recognition without recognising twice). Exact match for caller_name (case and spacing
+ignored), callback_number, postcode, urgency, issue_category and lead_segment; ``address`` is fuzzy (see
+:func:`address_matches`). An expected null in a field that cannot be null (category, segment) is not scored.
+
+A **false fill** is a value where the fixture's facts say nothing was said (expected null): counted per field,
+apart from the misses, because inventing a value is worse than missing one. Fields marked for confirmation
+(``needs_confirmation``) are counted too, split by whether the value was right.
 """
 
 from __future__ import annotations
@@ -65,23 +71,33 @@ def field_matches(name: str, predicted: Any, expected: Any) -> bool | None:
 
 
 def score(cases: Iterable[tuple[str, Transcript, dict[str, Any]]]) -> dict[str, Any]:
-    """Per-field ``{"correct", "scored"}`` and the misses."""
-    fields = {name: {"correct": 0, "scored": 0} for name in FIELDS}
+    """Per-field ``{"correct", "scored", "false_fills", "flagged_right", "flagged_wrong"}`` and the misses."""
+    fields = {name: {"correct": 0, "scored": 0, "false_fills": 0, "flagged_right": 0, "flagged_wrong": 0}
+              for name in FIELDS}
     misses = []
     for fixture_id, transcript, expected in cases:
         got = extract_facts(transcript).model_dump()
+        flagged = set(got.get("needs_confirmation") or ())
         for name in FIELDS:
             ok = field_matches(name, got[name], expected.get(name))
             if ok is None:
                 continue
-            fields[name]["scored"] += 1
-            fields[name]["correct"] += int(ok)
+            cell = fields[name]
+            cell["scored"] += 1
+            cell["correct"] += int(ok)
+            cell["false_fills"] += int(expected.get(name) is None and got[name] is not None)
+            if name in flagged:
+                cell["flagged_right" if ok else "flagged_wrong"] += 1
             if not ok:
-                misses.append({"fixture": fixture_id, "field": name, "got": got[name], "expected": expected[name]})
+                misses.append({"fixture": fixture_id, "field": name, "got": got[name], "expected": expected[name],
+                               "flagged": name in flagged})
     return {"fields": fields, "misses": misses}
 
 
-async def asr_transcripts(paths: list[Path]) -> list[Transcript]:
+Segments = list[tuple[Speaker, str, int]]
+
+
+async def asr_segments(paths: list[Path]) -> list[Segments]:
     from switchboard.transcribe.moonshine import RecognizerPool
     from switchboard.transcribe.offline import transcribe_file
 
@@ -90,34 +106,46 @@ async def asr_transcripts(paths: list[Path]) -> list[Transcript]:
         results = [await transcribe_file(path, pool) for path in paths]
     finally:
         pool.close()
-    return [Transcript.from_segments((SPEAKERS[s.track], s.text, s.start_ms) for s in r.segments) for r in results]
+    return [[(SPEAKERS[s.track], s.text, s.start_ms) for s in r.segments] for r in results]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixtures", type=Path, default=Path(__file__).resolve().parents[1] / "fixtures")
     parser.add_argument("--asr", action="store_true", help="also score the local recogniser's transcripts")
+    parser.add_argument("--save-asr", type=Path, help="write the recognised segments to this JSON file")
+    parser.add_argument("--asr-from", type=Path, help="score recognised segments saved by --save-asr")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     fixtures = [(p, json.loads(p.read_text())) for p in sorted(args.fixtures.glob("*.json"))]
     fixtures = [(p, f) for p, f in fixtures if f.get("facts")]
     report: dict[str, Any] = {"fixtures": [f["id"] for _, f in fixtures],
               "reference": score((f["id"], reference_transcript(f), f["facts"]) for _, f in fixtures)}
-    if args.asr:
-        transcripts = asyncio.run(asr_transcripts([p.with_suffix(".wav") for p, _ in fixtures]))
+    if args.asr or args.asr_from:
+        if args.asr_from:
+            saved = json.loads(args.asr_from.read_text())
+            segments = [[(s[0], s[1], s[2]) for s in saved[f["id"]]] for _, f in fixtures]
+        else:
+            segments = asyncio.run(asr_segments([p.with_suffix(".wav") for p, _ in fixtures]))
+        if args.save_asr:
+            args.save_asr.write_text(json.dumps({f["id"]: s for (_, f), s in zip(fixtures, segments, strict=True)},
+                                                indent=1))
+        transcripts = [Transcript.from_segments(s) for s in segments]
         report["asr"] = score((f["id"], t, f["facts"]) for (_, f), t in zip(fixtures, transcripts, strict=True))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     sources = [s for s in ("reference", "asr") if s in report]
-    print(f"{len(fixtures)} domain fixtures\n{'field':<16}" + "".join(f"{s:>14}" for s in sources))
+    print(f"{len(fixtures)} domain fixtures (right/scored, false fills, flagged for confirmation right/wrong)")
+    print(f"{'field':<16}" + "".join(f"{s:>26}" for s in sources))
     for name in FIELDS:
         cells = [report[s]["fields"][name] for s in sources]
-        print(f"{name:<16}" + "".join(f"{c['correct']:>6}/{c['scored']:<2} {_pct(c):>4}" for c in cells))
+        print(f"{name:<16}" + "".join(f"{c['correct']:>6}/{c['scored']:<2} {_pct(c):>4}  ff {c['false_fills']}"
+                                      f"  ?{c['flagged_right']}/{c['flagged_wrong']}" for c in cells))
     for source in sources:
         for miss in report[source]["misses"]:
             print(f"  {source} miss {miss['fixture']} {miss['field']}: got {miss['got']!r}, "
-                  f"expected {miss['expected']!r}")
+                  f"expected {miss['expected']!r}{' (flagged)' if miss['flagged'] else ''}")
     return 0
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from switchboard.extract import Extractor, IncrementalExtractor, Transcript
 from switchboard.extract.errors import ExtractionError
@@ -22,10 +22,19 @@ from switchboard.live.events import ExtractionUpdate
 log = logging.getLogger(__name__)
 
 
+CallerIdLookup = Callable[[], Awaitable[str | None]]
+
+
 class LiveExtraction:
+    """``caller_id`` looks up the caller's number once, at the first run (the webhook stored it before the
+    stream started); the extraction offers it, flagged, when no callback number has been said."""
+
     def __init__(self, call_sid: str, extractor: Extractor, hub: TranscriptHub, *,
-                 policy: IncrementalExtractor | None = None, clock: Callable[[], float] | None = None) -> None:
+                 policy: IncrementalExtractor | None = None, clock: Callable[[], float] | None = None,
+                 caller_id: CallerIdLookup | None = None) -> None:
         self._call_sid = call_sid
+        self._caller_id_lookup = caller_id
+        self._caller_id: str | None = None
         self._extractor = extractor
         self._hub = hub
         self._policy = policy or IncrementalExtractor()
@@ -68,8 +77,12 @@ class LiveExtraction:
             self._due = self._policy.finished(self._clock())
 
     async def _extract(self) -> None:
+        if self._caller_id_lookup is not None:
+            lookup, self._caller_id_lookup = self._caller_id_lookup, None
+            self._caller_id = await lookup()
         try:
-            extraction = await self._extractor.extract(Transcript.from_segments(self._segments))
+            transcript = Transcript.from_segments(self._segments, caller_id=self._caller_id)
+            extraction = await self._extractor.extract(transcript)
         except ExtractionError as exc:  # the fallback extractor already tried the offline rules
             log.warning("call %s: live extraction failed: %s", self._call_sid, exc)
             return

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from switchboard.archive.base import recording_key
 from switchboard.call.pipeline import TrackPipeline
 from switchboard.call.recorder import TRACKS, StereoRecorder
+from switchboard.jobs.handlers import caller_id_of
 from switchboard.live import TranscriptHub
 from switchboard.live.events import (
     CallEnded,
@@ -121,7 +122,8 @@ class CallSession:
                 self._consuming += 1
                 group.create_task(self._consume(track, state), name=f"transcripts:{self.call_sid}:{track}")
             if self.deps.post_call is not None:
-                self._live = LiveExtraction(self.call_sid, self.deps.post_call.extractor, self.deps.hub)
+                self._live = LiveExtraction(self.call_sid, self.deps.post_call.extractor, self.deps.hub,
+                                            caller_id=self._caller_id)
                 self._live_task = group.create_task(self._live.run(), name=f"live-extraction:{self.call_sid}")
         except BaseException:
             await self._stack.aclose()
@@ -129,6 +131,14 @@ class CallSession:
             raise
         await self._record_start()
         return self
+
+    async def _caller_id(self) -> str | None:
+        """The caller's number the voice webhook stored, for the live extraction's caller-ID fallback."""
+        try:
+            return caller_id_of(await self.deps.store.get_call(self.call_sid))
+        except StoreError as exc:
+            log.warning("call %s: no caller ID for live extraction: %s", self.call_sid, exc)
+            return None
 
     def on_media(self, media: Media) -> None:
         state = self._tracks.get(media.track)

@@ -155,7 +155,7 @@ def spelled_words(text: str) -> list[str]:
     words: list[str] = []
     for run in units(text):
         letters = ""
-        for unit in run + [None]:
+        for unit in [*run, None]:
             letter = None if unit is None else next(
                 (r.chars for r in unit.readings if len(r.chars) == 1 and r.chars.isalpha() and r.cost <= 0.1), None)
             if letter is not None:

@@ -179,7 +179,7 @@ def find_name_field(transcript: Transcript) -> Heard | None:
 def find_address_field(transcript: Transcript) -> Heard | None:
     """The address from the answers to the address question (which may run over several turns), else from
     anything the caller said; confirmed by a read-back answered yes."""
-    reply = " ".join(_replies(transcript, ADDRESS_QUESTION, follow_up=ADDRESS_FOLLOW_UP))
+    reply = " ".join(_replies(transcript, ADDRESS_QUESTION, follow_up=ADDRESS_FOLLOW_UP, joiner=", "))
     address = find_address(reply) or find_address(transcript.text_of("caller"))
     if address is None:
         return None
@@ -245,7 +245,7 @@ def _name_words(text: str) -> list[str]:
 
 
 def _replies(transcript: Transcript, question: re.Pattern[str], *,
-             follow_up: re.Pattern[str] | None = None) -> list[str]:
+             follow_up: re.Pattern[str] | None = None, joiner: str = " ") -> list[str]:
     """Caller turns that directly follow an agent turn matching ``question`` (consecutive caller turns join, and
     so do turns after an agent turn matching ``follow_up``: "mm-hm", "and the town?")."""
     replies: list[str] = []
@@ -257,7 +257,7 @@ def _replies(transcript: Transcript, question: re.Pattern[str], *,
             asked, joining = continues or bool(question.search(turn.text)), continues
         elif asked:
             if replies and ((previous is not None and previous.speaker == "caller") or joining):
-                replies[-1] += " " + turn.text
+                replies[-1] = (replies[-1].rstrip(" .!?") if joiner != " " else replies[-1]) + joiner + turn.text
             else:
                 replies.append(turn.text)
         previous = turn

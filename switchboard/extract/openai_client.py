@@ -5,10 +5,13 @@ The SDK retries connection errors, timeouts, 408/409/429 and 5xx itself (``max_r
 :mod:`switchboard.extract.errors` tree, once, here. Two SDK leniencies are closed here (see
 ``shared/protocols/openai.md``): a 200 body of ``{}`` parses to a completion with no ``choices``, and a truncated
 200 body raises a bare ``json.JSONDecodeError``. The raw response is therefore checked before the SDK parses it.
+The model's facts are then checked against the transcript (:func:`~switchboard.extract.ground.ground`): its
+values stay, the evidence is the grammar's where they agree and low where nothing said supports the value.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from typing import Any, Final, NoReturn
@@ -26,6 +29,7 @@ from switchboard.extract.errors import (
     ProviderStatusError,
     ProviderUnavailable,
 )
+from switchboard.extract.ground import ground
 from switchboard.extract.schema import CallFacts, Extraction, Transcript
 
 DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
@@ -34,7 +38,11 @@ SYSTEM_PROMPT: Final = (
     "call transcript from speech recognition, one turn a line, 'caller:' or 'agent:'. Numbers and letters may be "
     "spoken as words ('oh seven seven double oh' = 07700; 'L S six' = LS6). Use only what was said: a field "
     "that was not said is null. The agent's own decision on urgency ('that's an emergency', 'book it as "
-    "urgent') wins over your judgement."
+    "urgent') wins over your judgement. A later correction by the caller wins over what they said before; a "
+    "read-back the caller agreed to is confirmed. For evidence: the source of each non-null field (said, "
+    "spelled, confirmed, corrected; inferred for urgency, category and segment), your confidence that the value "
+    "is right as heard (low when recognition looks garbled, e.g. a postcode area that does not exist), and "
+    "other values it could be."
 )
 MAX_COMPLETION_TOKENS: Final = 500
 """A CallFacts answer is ~100–150 tokens; the cap bounds cost and time on a runaway answer."""
@@ -75,7 +83,8 @@ class OpenAIExtractor:
             if message.refusal:
                 raise ExtractionRefused(message.refusal)
             raise MalformedResponse("the completion has neither content nor a refusal", reason="no_content")
-        return Extraction(facts=message.parsed, source="openai", model=completion.model or self.model)
+        facts = await asyncio.to_thread(ground, message.parsed, transcript)
+        return Extraction(facts=facts, source="openai", model=completion.model or self.model)
 
     def with_options(self, *, timeout_s: float | None = None, max_retries: int | None = None) -> OpenAIExtractor:
         """A copy with other limits sharing this one's connection pool (e.g. a short timeout and no retries for

@@ -25,7 +25,7 @@ from switchboard.archive import JSON_CONTENT_TYPE, WAV_CONTENT_TYPE, ArchiveSpoo
 from switchboard.archive.local import write_atomic
 from switchboard.extract import CallFacts, Extractor, Transcript
 from switchboard.extract.schema import Speaker
-from switchboard.store.base import LeadFields, Store
+from switchboard.store.base import CallRecord, LeadFields, Store
 
 from .errors import PermanentJobError
 from .queue import Job, JobQueue, JobSpec
@@ -42,6 +42,14 @@ def caller_key(from_number: str | None) -> str | None:
     if from_number is None or not _E164.match(from_number) or from_number in WITHHELD:
         return None
     return from_number
+
+
+def caller_id_of(call: CallRecord | None) -> str | None:
+    """The caller ID an extraction may offer as the callback number: an inbound call's real ``From`` (on an
+    outbound call ``From`` is our own number)."""
+    if call is None or (call.direction is not None and call.direction != "inbound"):
+        return None
+    return caller_key(call.from_number)
 
 
 class EmergencyAlerter(Protocol):
@@ -94,7 +102,9 @@ class PostCallHandlers:
         final = await self.store.latest_extraction(call_sid, final_only=True)
         if final is None:  # else a re-run: the stored one stands, no second (paid) model call
             segments = await self.store.get_segments(call_sid)
-            transcript = Transcript.from_segments((SPEAKERS[s.track], s.text, s.start_ms) for s in segments)
+            caller_id = caller_id_of(await self.store.get_call(call_sid))
+            transcript = Transcript.from_segments(((SPEAKERS[s.track], s.text, s.start_ms) for s in segments),
+                                                  caller_id=caller_id)
             if transcript.turns:
                 result = await self.extractor.extract(transcript)
                 await self.store.add_extraction(call_sid, result.facts.model_dump(), result.source, result.model,

@@ -88,9 +88,12 @@ async def test_emergency_call_end_to_end(rig: dict[str, Any]) -> None:
     extractions = [e for e in result.events if e["type"] == "extraction"]
     assert extractions, "no live extraction event during the call"
     assert extractions[-1]["facts"]["urgency"] in ("emergency", "urgent", "routine")
+    assert isinstance(extractions[-1]["facts"]["needs_confirmation"], list)  # fields the agent should confirm
     call = await settled(server, result.call_sid, kinds=frozenset({"extract", "lead", "archive", "sms"}))
     final = call["extraction"]
     assert final is not None and final["source"] == "openai" and final["data"]["urgency"] == "emergency"
+    assert final["data"]["evidence"]["urgency"]["source"] in ("said", "inferred")
+    assert isinstance(final["data"]["needs_confirmation"], list)
     assert call["lead"] is not None and call["lead"]["urgency"] == "emergency"
     recording, transcript = s3_keys(rig, call)
     head = await wait_for_object(rig, recording)

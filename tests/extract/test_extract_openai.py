@@ -21,6 +21,7 @@ from switchboard.extract.errors import (
     ProviderUnavailable,
 )
 from switchboard.extract.extractor import FallbackExtractor
+from switchboard.extract.ground import UNGROUNDED
 from switchboard.extract.offline import OfflineExtractor
 from switchboard.extract.openai_client import OpenAIExtractor
 from switchboard.extract.schema import Transcript
@@ -83,6 +84,24 @@ async def test_scripted_answer_is_normalised(client: OpenAIExtractor, emulator: 
                          "lead_segment": "other"}
     facts = (await client.extract(CALL)).facts
     assert (facts.callback_number, facts.postcode, facts.summary) == ("+447700900999", "LS6 2AB", "two lines")
+
+
+async def test_model_values_are_checked_against_the_transcript(client: OpenAIExtractor,
+                                                               emulator: OpenAIEmulator) -> None:
+    sure = {"source": "said", "confidence": 1.0, "alternatives": []}
+    emulator.scripted = {"caller_name": "Joanne Whitaker", "callback_number": "07700 900999", "address": None,
+                         "postcode": "LS6 2AB", "urgency": "emergency", "issue_category": "leak", "summary": "leak",
+                         "lead_segment": "tenant",
+                         "evidence": {"caller_name": sure, "callback_number": sure, "address": None,
+                                      "postcode": sure, "urgency": None, "issue_category": None,
+                                      "lead_segment": None}}
+    facts = (await client.extract(CALL)).facts
+    assert facts.evidence is not None and facts.evidence.callback_number is not None
+    assert facts.callback_number == "+447700900999"  # the model's value stays …
+    assert facts.evidence.callback_number.confidence == UNGROUNDED  # … but nobody said it
+    assert facts.evidence.callback_number.alternatives == ["+447700900123"]
+    assert facts.needs_confirmation == ["callback_number"]
+    assert facts.evidence.postcode is not None and facts.evidence.postcode.confidence > 0.9
 
 
 async def test_429_then_success_is_retried_by_the_sdk(client: OpenAIExtractor, emulator: OpenAIEmulator) -> None:

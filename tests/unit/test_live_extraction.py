@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 from switchboard.extract import IncrementalExtractor, OfflineExtractor, Transcript
 from switchboard.live import InMemoryHub
@@ -44,6 +46,42 @@ async def test_caller_speech_triggers_debounced_runs_published_live() -> None:
     assert events[-1]["facts"]["postcode"] == "LS6 2AB" and events[-1]["final"] is False
 
 
+async def test_events_carry_evidence_and_the_caller_id_fallback() -> None:
+    hub = InMemoryHub()
+    lookups: list[str] = []
+
+    async def caller_id() -> str | None:
+        lookups.append("CA3")
+        return "+447700900555"
+
+    live = LiveExtraction("CA3", OfflineExtractor(), hub, policy=IncrementalExtractor(min_interval_s=0),
+                          caller_id=caller_id)
+    loop = asyncio.create_task(live.run())
+    try:
+        live.note_final("caller", "My postcode is C S twenty four, three H Q.", 0)
+        await _until(lambda: live.published == 1)
+        live.note_final("caller", "And my name is Ann Lee.", 3000)
+        await _until(lambda: live.published == 2)
+    finally:
+        live.close()
+        await asyncio.wait_for(loop, 1)
+    events = [e async for e in _drain(hub, "CA3")]
+    facts = events[-1]["facts"]
+    assert lookups == ["CA3"]  # looked up once
+    assert (facts["postcode"], facts["callback_number"]) == ("CF24 3HQ", "+447700900555")
+    assert facts["evidence"]["callback_number"]["source"] == "caller_id"
+    assert facts["needs_confirmation"] == ["callback_number", "postcode"]
+
+
+async def _until(condition: Callable[[], bool], limit_s: float = 10.0) -> None:
+    """Poll until ``condition`` holds (generous limit: only a hang reaches it)."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {limit_s} s")
+        await asyncio.sleep(0.01)
+
+
 async def test_close_stops_the_loop_without_starting_runs() -> None:
     hub = InMemoryHub()
     extractor = CountingExtractor()
@@ -55,8 +93,8 @@ async def test_close_stops_the_loop_without_starting_runs() -> None:
     assert extractor.seen == []
 
 
-async def _drain(hub: InMemoryHub):  # type: ignore[no-untyped-def]
-    sub = hub.subscribe("CA1")
+async def _drain(hub: InMemoryHub, call_sid: str = "CA1"):  # type: ignore[no-untyped-def]
+    sub = hub.subscribe(call_sid)
     hub.close()
     async for event in sub:
         yield event
