@@ -150,6 +150,18 @@ class WavWriter:
         finally:
             self._file.close()
 
+    def abort(self) -> OSError | None:
+        """Close after a write error without touching the header, so the file ends where the disk stopped taking
+        data; :func:`repair` then finishes it. Returns the error the close itself met (unwritten buffered frames),
+        if any: the caller already knows the recording is cut, this says by how much more."""
+        if self._file.closed:
+            return None
+        try:
+            self._file.close()  # a failed flush still closes the descriptor (io.BufferedWriter.close)
+        except OSError as exc:
+            return exc
+        return None
+
     def __enter__(self) -> Self:
         return self
 

@@ -1,13 +1,22 @@
-"""Stereo call recording clocked by Twilio timestamps (caller left, agent right), never by the wall clock."""
+"""Stereo call recording clocked by Twilio timestamps (caller left, agent right), never by the wall clock.
+
+A write error (ENOSPC, EIO, EFBIG, ...) must not take the call down with it: the recorder stops writing, finishes the
+file as far as the disk took it (a valid header over whole frames, :func:`audio.wav.repair`), keeps aligning and
+discarding so memory stays flat, and reports ``incomplete`` with the error; the session goes on to end the call.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
 from audio import TWILIO_RATE
 from audio.align import TrackAligner
-from audio.wav import WavWriter
+from audio.errors import AudioError
+from audio.wav import WavWriter, repair
+
+log = logging.getLogger(__name__)
 
 TRACKS = ("inbound", "outbound")
 _FLUSH_BYTES = 2 * TWILIO_RATE  # hand data to the OS about once a second so a crash loses at most ~1 s
@@ -23,29 +32,62 @@ class StereoRecorder:
         self._writer = WavWriter(path, channels=2, sample_rate=TWILIO_RATE, encoding="mulaw")
         self._unflushed = 0
         self._closed = False
+        self.error: str | None = None
+        """Why the recording stopped short (None while every write succeeded)."""
+        self._kept_frames: int | None = None
+
+    @property
+    def incomplete(self) -> bool:
+        return self.error is not None
 
     def write(self, track: str, timestamp_ms: int, ulaw: bytes, offset: int = 0) -> None:
         stereo = self._aligner.push(track, timestamp_ms, ulaw, offset)
-        if stereo:
-            self._writer.write(stereo)
-            self._unflushed += len(stereo)
-            if self._unflushed >= _FLUSH_BYTES:
-                self._writer.flush()
-                self._unflushed = 0
+        if stereo and self.error is None:
+            try:
+                self._writer.write(stereo)
+                self._unflushed += len(stereo)
+                if self._unflushed >= _FLUSH_BYTES:
+                    self._writer.flush()
+                    self._unflushed = 0
+            except OSError as exc:
+                self._failed(exc)
 
     def close(self) -> int:
         """Pad the shorter track, fix the header; returns the recording's length in ms."""
         if not self._closed:
             self._closed = True
             tail = self._aligner.flush()
-            if tail:
-                self._writer.write(tail)
-            self._writer.close()
+            if self.error is None:
+                try:
+                    if tail:
+                        self._writer.write(tail)
+                    self._writer.close()
+                except OSError as exc:
+                    self._failed(exc)
         return self.media_ms
+
+    def _failed(self, exc: OSError) -> None:
+        """Stop writing; finish the file over what reached the disk."""
+        self.error = f"recording write failed: {exc.strerror or exc} (errno {exc.errno})"
+        log.error("%s: %s; the call goes on without recording the rest", self.path, self.error)
+        also = self._writer.abort()
+        if also is not None:
+            log.warning("%s: closing after the write error: %s", self.path, also)
+        try:
+            self._kept_frames = repair(self.path)
+        except (OSError, AudioError) as repair_error:
+            self._kept_frames = 0
+            self.error += f"; header not finished: {repair_error}"
+            log.error("%s: could not finish the header: %s", self.path, repair_error)
 
     @property
     def media_ms(self) -> int:
-        return self._writer.frames_written * 1000 // TWILIO_RATE
+        frames = self._writer.frames_written if self._kept_frames is None else self._kept_frames
+        return frames * 1000 // TWILIO_RATE
 
     def stats(self) -> dict[str, object]:
-        return {"media_ms": self.media_ms, "tracks": {t: asdict(s) for t, s in self._aligner.stats().items()}}
+        stats: dict[str, object] = {"media_ms": self.media_ms,
+                                    "tracks": {t: asdict(s) for t, s in self._aligner.stats().items()}}
+        if self.error is not None:
+            stats["error"] = self.error
+        return stats

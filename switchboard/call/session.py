@@ -275,7 +275,8 @@ class CallSession:
                                               at=self.started_at)
             await self.deps.store.end_call(self.call_sid, at=ended, reason=self.end_reason, media_ms=media_ms,
                                            recording_key=self.recording_key, recording_status="local",
-                                           providers=sorted(self.providers), stats=stats)
+                                           providers=sorted(self.providers), stats=stats,
+                                           recording_incomplete=self._recorder.incomplete)
         except StoreError as exc:
             log.error("call %s: could not record the end of the call: %s", self.call_sid, exc)
         self.deps.hub.publish(self.call_sid, CallEnded(self.end_reason, media_ms, ended.isoformat(),

@@ -44,6 +44,8 @@ class CallRecord:
     recording_status: str | None
     providers: tuple[str, ...]
     stats: dict[str, Any] | None
+    recording_incomplete: bool = False
+    """The recording stopped short on a write error (full disk, I/O error); it holds what reached the disk."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +195,7 @@ class Store(Protocol):
         recording_status: str | None,
         providers: Sequence[str],
         stats: Mapping[str, Any],
+        recording_incomplete: bool = False,
     ) -> None:
         """Mark the call ended; idempotent, the first end wins for ``ended_at`` and ``end_reason``."""
         ...

@@ -23,7 +23,7 @@ from .migrate import migrate
 _CALL_COLUMNS: Final = (
     "id, call_sid, account_sid, from_number, to_number, direction, mode, status, status_seq, created_at,"
     " answered_at, started_at, ended_at, duration_s, media_ms, stream_sid, end_reason, recording_key,"
-    " recording_status, providers, stats"
+    " recording_status, providers, stats, recording_incomplete"
 )
 # The voice webhook is authoritative for the call's metadata but never replaces a known value with NULL, and
 # never touches a status a callback already stored (it may be newer).
@@ -69,9 +69,11 @@ ORDER BY id
 """
 _END_CALL: Final = """
 INSERT INTO calls AS c
-    (call_sid, created_at, ended_at, end_reason, media_ms, recording_key, recording_status, providers, stats)
-VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8)
+    (call_sid, created_at, ended_at, end_reason, media_ms, recording_key, recording_status, providers, stats,
+     recording_incomplete)
+VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (call_sid) DO UPDATE SET
+    recording_incomplete = c.recording_incomplete OR excluded.recording_incomplete,
     ended_at = coalesce(c.ended_at, excluded.ended_at),
     end_reason = coalesce(c.end_reason, excluded.end_reason),
     media_ms = greatest(c.media_ms, excluded.media_ms),
@@ -289,14 +291,16 @@ class PgStore:
         recording_status: str | None,
         providers: Sequence[str],
         stats: Mapping[str, Any],
+        recording_incomplete: bool = False,
     ) -> None:
         """First end wins for ``ended_at``/``end_reason`` and existing ``stats`` keys; media_ms only grows;
-        a later non-null recording key/status replaces the earlier one (uploads finish after the call)."""
+        a later non-null recording key/status replaces the earlier one (uploads finish after the call);
+        ``recording_incomplete`` is never cleared once set."""
         with _translated("end_call"):
             await self._pool.execute(
                 _END_CALL,
                 call_sid, _aware(at), reason, media_ms, recording_key, recording_status,
-                list(dict.fromkeys(providers)), dict(stats),
+                list(dict.fromkeys(providers)), dict(stats), recording_incomplete,
             )  # fmt: skip
 
     async def add_segments(self, segments: Sequence[Segment]) -> None:
