@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -43,6 +44,8 @@ from switchboard.transcribe.base import Transcriber
 from switchboard.transcribe.breaker import BreakerState, CircuitBreakerBoard
 from switchboard.transcribe.factory import breaker_config, build_transcriber
 from switchboard.transcribe.fallback import FallbackTranscriber
+from switchboard.web import pages
+from switchboard.web.sessions import SessionBook
 
 if TYPE_CHECKING:  # for the annotation only: the factory imports the local engine when it is used
     from switchboard.transcribe.moonshine import RecognizerPool
@@ -116,9 +119,11 @@ def create_app(settings: Settings, *, transcriber: Transcriber | None = None,
         Route("/api/calls/{call_sid}", api.get_call),
         Route("/api/calls/{call_sid}/recording", api.get_recording),
         Route("/api/leads", api.list_leads),
+        Route("/api/leads/{lead_id}/handled", api.mark_lead_handled, methods=["POST"]),
         Route("/healthz", api.healthz),
         Route("/readyz", api.readyz),
         Route("/metrics", api.metrics),
+        *pages.routes(),  # the dashboard (switchboard/web)
     ]
     limits = Middleware(Limits, max_body_bytes=settings.max_body_bytes, ws_max_bytes=settings.ws_max_bytes,
                         admission=life.admission)
@@ -149,8 +154,9 @@ async def _services(settings: Settings, life: Lifecycle, transcriber: Transcribe
         post_call = await build_post_call(settings, store, stack, supervisor)
         instance = instance_id(settings.data_dir, settings.instance_id)
         await recover_orphaned_calls(store, instance, settings.data_dir, post_call)  # before taking calls
+        sessions = SessionBook(store.pool, settings.api_token, timedelta(hours=settings.session_hours))
         services = Services(settings, store, hub, stt, writer, registry, metrics, breakers, post_call, loop_lag,
-                            instance, life.admission, supervisor)
+                            instance, life.admission, supervisor, sessions)
         try:
             yield services
         finally:

@@ -103,6 +103,7 @@ ENV_VARS: Final[Mapping[str, str]] = {
                                "taken over after this)",
     "SWITCHBOARD_MAX_LOOP_LAG_S": "Event-loop lag (worst in the last second) above which /readyz answers 503 so a "
                                   "load balancer sends new calls elsewhere",
+    "SWITCHBOARD_SESSION_HOURS": "How long a dashboard sign-in lasts before the operator signs in again",
     "SWITCHBOARD_INSTANCE_ID": "This instance's name on the calls it streams (unset = one made once and kept in the "
                                "data dir); on restart it finishes its own calls that were live when it died",
     "SWITCHBOARD_MAX_MEDIA_JUMP_MS": "A media timestamp further than this ahead of the stream (or back on its track) "
@@ -167,6 +168,7 @@ class Settings:
     twilio_api_url: str | None = None
     job_lease_s: float = 30.0
     max_loop_lag_s: float = 0.25
+    session_hours: float = 12.0
     instance_id: str | None = None
     """None = the one kept in the data dir (:func:`switchboard.recovery.instance_id`)."""
     max_media_jump_ms: int = 5_000
@@ -192,6 +194,8 @@ class Settings:
             raise ConfigError(f"SWITCHBOARD_WISPR_STALL_S must be ≥ 3, got {self.wispr_stall_s}")
         if self.cloud_vad not in ("webrtc", "silero"):
             raise ConfigError(f"SWITCHBOARD_CLOUD_VAD must be 'webrtc' or 'silero', got {self.cloud_vad!r}")
+        if not 0 < self.session_hours <= 24 * 90:
+            raise ConfigError(f"SWITCHBOARD_SESSION_HOURS must be in (0, 2160], got {self.session_hours}")
         if not self.max_loop_lag_s > 0:
             raise ConfigError(f"SWITCHBOARD_MAX_LOOP_LAG_S must be > 0, got {self.max_loop_lag_s}")
         if self.breaker_failures < 1 or not self.breaker_cooldown_s > 0:
@@ -294,6 +298,7 @@ class Settings:
             twilio_api_url=env.get("TWILIO_API_URL") or None,
             job_lease_s=_float(env, "SWITCHBOARD_JOB_LEASE_S", 30.0),
             max_loop_lag_s=_float(env, "SWITCHBOARD_MAX_LOOP_LAG_S", 0.25),
+            session_hours=_float(env, "SWITCHBOARD_SESSION_HOURS", 12.0),
             instance_id=env.get("SWITCHBOARD_INSTANCE_ID") or None,
             max_media_jump_ms=_int(env, "SWITCHBOARD_MAX_MEDIA_JUMP_MS", 5_000),
             max_media_speed=_float(env, "SWITCHBOARD_MAX_MEDIA_SPEED", 20.0),

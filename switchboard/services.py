@@ -17,6 +17,7 @@ from switchboard.store.writer import SegmentWriter
 from switchboard.supervisor import Supervisor
 from switchboard.transcribe.base import Transcriber
 from switchboard.transcribe.breaker import CircuitBreakerBoard
+from switchboard.web.sessions import SessionBook
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,8 @@ class Services:
     """Call and connection caps, and the drain after SIGTERM."""
     supervisor: Supervisor = field(default_factory=Supervisor)
     """The background tasks and which of them are dead (``/healthz``)."""
+    sessions: SessionBook | None = None
+    """Dashboard sign-ins (None: only the bearer token is accepted)."""
 
     def session_deps(self) -> SessionDeps:
         return SessionDeps(store=self.store, hub=self.hub, transcriber=self.transcriber, writer=self.writer,

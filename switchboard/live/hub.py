@@ -109,6 +109,7 @@ class InMemoryHub:
         self._calls: OrderedDict[str, _CallLog] = OrderedDict()
         self._all: deque[WireEvent] = deque(maxlen=global_backlog)
         self._ids = itertools.count(1)
+        self._last_id = 0
         self._subs: dict[str | None, set[Subscription]] = {}
 
     def publish(self, call_sid: str, event: LiveEvent) -> WireEvent:
@@ -119,6 +120,7 @@ class InMemoryHub:
             log = self._calls[call_sid] = _CallLog(deque(maxlen=self._per_call))
             self._evict()
         stamped = {**as_json(event), "call_sid": call_sid, "seq": log.next_seq, "id": next(self._ids)}
+        self._last_id = stamped["id"]
         log.next_seq += 1
         if not (isinstance(event, TranscriptUpdate) and not event.is_final):  # partials are superseded: not kept
             log.events.append(stamped)
@@ -157,6 +159,11 @@ class InMemoryHub:
     def last_seq(self, call_sid: str) -> int:
         log = self._calls.get(call_sid)
         return log.next_seq - 1 if log else 0
+
+    def last_id(self) -> int:
+        """The ``id`` of the latest event published (0 before any): ``after`` for a subscriber to every call
+        that wants only what happens from now on."""
+        return self._last_id
 
     def close(self) -> None:
         """Close every subscription (server shutdown): iterators end after their backlog."""

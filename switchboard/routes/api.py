@@ -11,11 +11,12 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 
 from switchboard.call.session import SPEAKERS
 from switchboard.redact import public_error
-from switchboard.routes.auth import authorized
+from switchboard.routes.call_filters import BadFilter, parse_filter
 from switchboard.services import Services
-from switchboard.store.base import CallRecord, Segment
+from switchboard.store.base import CallListing, CallRecord, Segment
 from switchboard.store.errors import StoreError
 from switchboard.twilio_ids import is_call_sid
+from switchboard.web.auth import Caller, identify, may_change
 
 
 def _json(data: Any, status_code: int = 200) -> JSONResponse:
@@ -23,8 +24,15 @@ def _json(data: Any, status_code: int = 200) -> JSONResponse:
 
 
 def _unauthorized() -> JSONResponse:
-    return JSONResponse({"error": "missing or invalid bearer token"}, status_code=401,
+    return JSONResponse({"error": "missing or invalid bearer token or session"}, status_code=401,
                         headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _caller(request: Request) -> Caller | Response:
+    """The bearer token or a dashboard session, or the 401 that replaces them."""
+    services: Services = request.state.services
+    caller = await identify(request, services)
+    return _unauthorized() if caller is None else caller
 
 
 def call_json(call: CallRecord) -> dict[str, Any]:
@@ -34,6 +42,15 @@ def call_json(call: CallRecord) -> dict[str, Any]:
         out[f.name] = value.isoformat() if isinstance(value, datetime) else value
     if isinstance(out.get("providers"), tuple):
         out["providers"] = list(out["providers"])
+    return out
+
+
+def listing_json(listing: CallListing) -> dict[str, Any]:
+    """A history row: the call, whether it is streaming now, and the lead it fed (if any)."""
+    out = call_json(listing.call)
+    out["live"] = listing.call.started_at is not None and listing.call.ended_at is None
+    out["lead"] = None if listing.lead_id is None else {
+        "id": listing.lead_id, "name": listing.lead_name, "status": listing.lead_status, "urgency": listing.urgency}
     return out
 
 
@@ -63,32 +80,46 @@ def _plain_int(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 20
 
 
-async def _paged(request: Request, name: str, fetch: Any, render: Any) -> Response:
-    """A keyset-paginated, bearer-authenticated listing: ``{name: [...], "next_before": id}``."""
-    services: Services = request.state.services
-    if not authorized(request, services.settings.api_token):
-        return _unauthorized()
+async def _paged(request: Request, name: str, fetch: Any, render: Any, key: Any = lambda row: row.id,
+                 **extra: Any) -> Response:
+    """A keyset-paginated, authenticated listing: ``{name: [...], "next_before": id, **extra}``."""
+    caller = await _caller(request)
+    if isinstance(caller, Response):
+        return caller
     page = _page(request)
     if isinstance(page, Response):
         return page
     limit, before_id = page
     rows = await fetch(limit=limit, before_id=before_id)
-    body: dict[str, Any] = {name: [render(row) for row in rows]}
+    body: dict[str, Any] = {name: [render(row) for row in rows], **extra}
     if len(rows) == limit:
-        body["next_before"] = rows[-1].id
+        body["next_before"] = key(rows[-1])
     return _json(body)
 
 
 async def list_calls(request: Request) -> Response:
+    """Newest first, filtered (:mod:`switchboard.routes.call_filters`). With ``live=true`` the answer carries
+    ``live_after``: the live hub's position read *before* the query, so subscribing to ``/api/live`` with
+    ``after=live_after`` misses no event of the calls listed or of calls that start after."""
     services: Services = request.state.services
-    return await _paged(request, "calls", services.store.list_calls, call_json)
+    try:
+        found = parse_filter(request.query_params)
+    except BadFilter as exc:
+        return _json({"error": str(exc)}, 400)
+    extra = {"live_after": services.hub.last_id()} if found.live else {}
+
+    async def fetch(limit: int, before_id: int | None) -> list[CallListing]:
+        return await services.store.search_calls(found, limit=limit, before_id=before_id)
+
+    return await _paged(request, "calls", fetch, listing_json, lambda row: row.call.id, **extra)
 
 
 async def _find_call(request: Request) -> CallRecord | Response:
     """The call named in the path, or the error response (401, 400, 404) that replaces it."""
     services: Services = request.state.services
-    if not authorized(request, services.settings.api_token):
-        return _unauthorized()
+    caller = await _caller(request)
+    if isinstance(caller, Response):
+        return caller
     sid = request.path_params["call_sid"]
     if not is_call_sid(sid):
         return _json({"error": "malformed CallSid"}, 400)
@@ -121,8 +152,31 @@ async def get_call(request: Request) -> Response:
 
 
 async def list_leads(request: Request) -> Response:
+    """Newest first; ``status=open`` leaves out the leads already handled (closed)."""
     services: Services = request.state.services
-    return await _paged(request, "leads", services.store.list_leads, _plain)
+    status = request.query_params.get("status") or "all"
+    if status not in ("all", "open"):
+        return _json({"error": f"status must be all or open; got {status[:40]!r}"}, 400)
+
+    async def fetch(limit: int, before_id: int | None) -> list[Any]:
+        return await services.store.list_leads(limit=limit, before_id=before_id, open_only=status == "open")
+
+    return await _paged(request, "leads", fetch, _plain)
+
+
+async def mark_lead_handled(request: Request) -> Response:
+    """``POST /api/leads/{id}/handled``: close the lead (idempotent); the caller's next call opens a new one."""
+    services: Services = request.state.services
+    caller = await _caller(request)
+    if isinstance(caller, Response):
+        return caller
+    if not may_change(request, caller, services.settings.public_url):
+        return _json({"error": "missing or wrong CSRF token, or not from this site"}, 403)
+    raw = request.path_params["lead_id"]
+    if not raw.isdigit() or len(raw) > 18:
+        return _json({"error": "lead id must be a positive integer"}, 400)
+    lead = await services.store.set_lead_status(int(raw), "closed")
+    return _json({"error": "no such lead"}, 404) if lead is None else _json(_plain(lead))
 
 
 async def get_recording(request: Request) -> Response:

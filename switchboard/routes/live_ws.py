@@ -1,5 +1,6 @@
 """``WS /api/live`` and ``WS /api/live/{call_sid}``: snapshot, then live events; ``?after=N`` resumes.
 
+Scripts authenticate with the bearer token; the dashboard with its session cookie, from its own origin only.
 One task sends events, one watches for the client going away, both owned by a TaskGroup: a subscriber that never
 receives an event still gets cleaned up when it disconnects. Overflow closes with 1013 (try again later) and a reason
 naming the ``after`` value to resume from.
@@ -13,16 +14,17 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from switchboard.live import Overflow, Subscription
-from switchboard.routes.auth import authorized
 from switchboard.services import Services
+from switchboard.web.auth import identify, may_subscribe
 
 TRY_AGAIN_LATER = 1013
 
 
 async def live(ws: WebSocket) -> None:
     services: Services = ws.state.services
-    if not authorized(ws, services.settings.api_token):
-        await ws.close(1008, "missing or invalid token")
+    caller = await identify(ws, services)
+    if caller is None or not may_subscribe(ws, caller, services.settings.public_url):
+        await ws.close(1008, "missing or invalid token or session")
         return
     after_raw = ws.query_params.get("after", "0")
     if not after_raw.isdigit():

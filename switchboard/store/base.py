@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+
+if TYPE_CHECKING:
+    from .call_query import CallFilter
 
 CallMode = Literal["operator", "voicemail", "agent"]
 Track = Literal["inbound", "outbound"]
@@ -120,6 +123,20 @@ class LeadRecord:
     calls: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class CallListing:
+    """A call as the history lists it: the row and the lead it fed, if any."""
+
+    call: CallRecord
+    lead_id: int | None
+    lead_name: str | None
+    lead_status: str | None
+    urgency: str | None
+
+
+LEAD_STATUSES: Final = frozenset({"new", "contacted", "closed"})
+
+
 def status_applies(stored_status: str | None, stored_seq: int | None, status: str, sequence: int | None) -> bool:
     """Decide whether a status callback supersedes what is stored.
 
@@ -210,6 +227,11 @@ class Store(Protocol):
         """Newest first; pass the last ``id`` seen as ``before_id`` for the next page."""
         ...
 
+    async def search_calls(self, f: CallFilter, *, limit: int = 50, before_id: int | None = None,
+                           ) -> list[CallListing]:
+        """Calls matching ``f`` with their leads, newest first, keyset-paged like :meth:`list_calls`."""
+        ...
+
     async def get_segments(self, call_sid: str) -> list[Segment]:
         """Segments in media-time order (``start_ms``, then track, then ``seq``)."""
         ...
@@ -248,8 +270,14 @@ class Store(Protocol):
         """The lead this call fed, if any."""
         ...
 
-    async def list_leads(self, *, limit: int = 50, before_id: int | None = None) -> list[LeadRecord]:
-        """Newest lead first; pass the last ``id`` seen as ``before_id`` for the next page."""
+    async def list_leads(self, *, limit: int = 50, before_id: int | None = None, open_only: bool = False,
+                         ) -> list[LeadRecord]:
+        """Newest lead first; pass the last ``id`` seen as ``before_id`` for the next page. ``open_only``
+        leaves out closed (handled) leads."""
+        ...
+
+    async def set_lead_status(self, lead_id: int, status: str) -> LeadRecord | None:
+        """Set a lead's status (one of :data:`LEAD_STATUSES`); None if there is no such lead."""
         ...
 
     async def ping(self) -> None:

@@ -16,7 +16,18 @@ from typing import Any, Final
 import asyncpg
 import orjson
 
-from .base import CallMode, CallRecord, ExtractionRecord, LeadFields, LeadRecord, Segment, status_applies
+from .base import (
+    LEAD_STATUSES,
+    CallListing,
+    CallMode,
+    CallRecord,
+    ExtractionRecord,
+    LeadFields,
+    LeadRecord,
+    Segment,
+    status_applies,
+)
+from .call_query import CallFilter, search_sql
 from .errors import StoreQueryError, StoreUnavailable
 from .migrate import migrate
 
@@ -121,7 +132,10 @@ FROM leads l
 """
 _GET_LEAD: Final = _LEAD_SELECT + "WHERE l.id = $1"
 _LEAD_FOR_CALL: Final = _LEAD_SELECT + "JOIN lead_calls c ON c.lead_id = l.id WHERE c.call_sid = $1"
-_LIST_LEADS: Final = _LEAD_SELECT + "WHERE ($2::bigint IS NULL OR l.id < $2) ORDER BY l.id DESC LIMIT $1"
+_LIST_LEADS: Final = _LEAD_SELECT + (
+    "WHERE ($2::bigint IS NULL OR l.id < $2) AND (NOT $3 OR l.status <> 'closed') ORDER BY l.id DESC LIMIT $1"
+)
+_SET_LEAD_STATUS: Final = "UPDATE leads SET status = $2, updated_at = now() WHERE id = $1 AND status <> $2"
 # One lock per caller number (or per call when withheld): two calls from one number ending together must not
 # both open a lead.
 _LOCK_LEAD_KEY: Final = "SELECT pg_advisory_xact_lock(hashtextextended('lead:' || $1, 0))"
@@ -325,6 +339,21 @@ class PgStore:
             rows = await self._pool.fetch(_LIST_CALLS, limit, before_id)
         return [_call_record(row) for row in rows]
 
+    async def search_calls(self, f: CallFilter, *, limit: int = 50, before_id: int | None = None,
+                           ) -> list[CallListing]:
+        if limit < 1:
+            raise ValueError(f"limit must be positive, got {limit}")
+        sql, args = search_sql(f, limit, before_id)
+        with _translated("search_calls"):
+            rows = await self._pool.fetch(sql, *args)
+        out = []
+        for row in rows:
+            values = dict(row)
+            lead = [values.pop(k) for k in ("lead_id", "lead_name", "lead_status", "lead_urgency")]
+            values["providers"] = tuple(values["providers"])
+            out.append(CallListing(CallRecord(**values), *lead))
+        return out
+
     async def get_segments(self, call_sid: str) -> list[Segment]:
         with _translated("get_segments"):
             rows = await self._pool.fetch(_GET_SEGMENTS, call_sid)
@@ -396,13 +425,24 @@ class PgStore:
             row = await self._pool.fetchrow(_LEAD_FOR_CALL, call_sid)
         return None if row is None else _lead_record(row)
 
-    async def list_leads(self, *, limit: int = 50, before_id: int | None = None) -> list[LeadRecord]:
+    async def list_leads(self, *, limit: int = 50, before_id: int | None = None, open_only: bool = False,
+                         ) -> list[LeadRecord]:
         """Keyset pagination on ``id`` (creation order); a lead updated by a later call keeps its place."""
         if limit < 1:
             raise ValueError(f"limit must be positive, got {limit}")
         with _translated("list_leads"):
-            rows = await self._pool.fetch(_LIST_LEADS, limit, before_id)
+            rows = await self._pool.fetch(_LIST_LEADS, limit, before_id, open_only)
         return [_lead_record(row) for row in rows]
+
+    async def set_lead_status(self, lead_id: int, status: str) -> LeadRecord | None:
+        """Idempotent: setting the status a lead already has changes nothing (``updated_at`` included)."""
+        if status not in LEAD_STATUSES:
+            raise ValueError(f"lead status must be one of {sorted(LEAD_STATUSES)}, got {status!r}")
+        with _translated("set_lead_status"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(_SET_LEAD_STATUS, lead_id, status)
+                row = await conn.fetchrow(_GET_LEAD, lead_id)
+        return None if row is None else _lead_record(row)
 
     async def ping(self) -> None:
         with _translated("ping"):

@@ -1,0 +1,165 @@
+// Shared by every page: REST calls with the session cookie (and the CSRF token when they change something),
+// DOM building that only ever inserts text, times in the operator's own time zone, and the resumable live feed.
+// Nothing a caller said is ever parsed as HTML: h() appends strings as text nodes and sets no event handlers
+// or URLs from data.
+
+export const csrf = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+
+export class SignedOut extends Error {}
+
+function toSignIn() {
+  location.assign(`/signin?next=${encodeURIComponent(location.pathname + location.search)}`);
+  throw new SignedOut("signed out");
+}
+
+export async function api(path, { method = "GET" } = {}) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET") headers["X-CSRF-Token"] = csrf;
+  const response = await fetch(path, { method, headers, credentials: "same-origin" });
+  if (response.status === 401) toSignIn();
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.error || `${method} ${path}: ${response.status}`);
+  return data;
+}
+
+// h("li", {class: "x", dataset: {sid}}, "text", child): attributes and children from data are text only.
+export function h(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key === "on") for (const [type, fn] of Object.entries(value)) node.addEventListener(type, fn);
+    else if (key === "href") node.setAttribute("href", localHref(value));
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+// Links only ever point into this site: a value from data can never become a javascript: or foreign URL.
+function localHref(value) {
+  const text = String(value);
+  if (!text.startsWith("/") || text.startsWith("//")) throw new Error(`refusing non-local link ${text.slice(0, 40)}`);
+  return text;
+}
+
+export const callHref = (sid) => `/calls/${encodeURIComponent(sid)}`;
+
+// The browser's own time zone is the operator's; its name is shown so a shared screenshot is unambiguous.
+const stamp = new Intl.DateTimeFormat(undefined, {
+  year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short",
+});
+const timeOnly = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+export const when = (iso) => (iso ? stamp.format(new Date(iso)) : "");
+export const timeOfDay = (iso) => (iso ? timeOnly.format(new Date(iso)) : "");
+
+export function clock(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const hours = Math.floor(s / 3600);
+  const mmss = `${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+  return hours ? `${hours}:${mmss}` : mmss;
+}
+
+export const SPEAKER_NAMES = { caller: "Caller", agent: "Agent" };
+export const speakerName = (event) => SPEAKER_NAMES[event.speaker] ?? event.speaker ?? event.track ?? "?";
+export const speakerClass = (event) => (event.speaker === "agent" || event.track === "outbound" ? "agent" : "caller");
+
+export const ANSWERED = { operator: "operator", agent: "voice agent", voicemail: "nobody (message)" };
+
+export const FIELDS = [
+  ["caller_name", "Name"], ["address", "Address"], ["postcode", "Postcode"], ["issue", "Issue"],
+  ["urgency", "Urgency"], ["callback_number", "Callback number"],
+];
+
+// One view of the lead fields, from a live extraction event (facts), a stored extraction (data) or a lead row.
+export function fieldValues(facts) {
+  if (!facts) return {};
+  const issue = [facts.issue_category?.replaceAll("_", " "), facts.summary].filter(Boolean).join(": ");
+  return {
+    caller_name: facts.caller_name ?? facts.name, address: facts.address, postcode: facts.postcode,
+    issue: issue || null, urgency: facts.urgency, callback_number: facts.callback_number,
+  };
+}
+
+export function renderFields(dl, values) {
+  dl.replaceChildren();
+  for (const [key, label] of FIELDS) {
+    const value = values[key];
+    dl.append(h("dt", {}, label), h("dd", { dataset: { field: key }, class: value ? "" : "unknown" }, value || "—"));
+  }
+}
+
+export function setConnection(state) {
+  const el = document.getElementById("conn");
+  if (!el) return;
+  el.textContent = { live: "● live", reconnecting: "○ reconnecting…", closed: "" }[state] ?? state;
+  el.dataset.state = state;
+}
+
+// A live subscription that survives dropped connections: it remembers the last event number it handled
+// (seq for one call, id for all calls), reconnects with ?after=that number, and ignores anything it has seen,
+// so a drop loses no event and doubles none. A resync event (resume point no longer retained) is passed on.
+export class LiveFeed {
+  constructor(path, { after = 0, key = "seq", onEvent, onState = setConnection }) {
+    Object.assign(this, { path, last: after, key, onEvent, onState, retries: 0, stopped: false, ws: null });
+  }
+
+  start() {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    this.ws?.close(1000);
+    this.onState("closed");
+  }
+
+  connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}${this.path}?after=${this.last}`);
+    this.ws = ws;
+    ws.onopen = () => {
+      this.retries = 0;
+      this.onState("live");
+    };
+    ws.onmessage = (message) => this.receive(JSON.parse(message.data));
+    ws.onclose = () => {
+      if (this.ws !== ws || this.stopped) return;
+      this.onState("reconnecting");
+      const delay = Math.min(5000, 200 * 2 ** this.retries) * (0.75 + Math.random() / 2);
+      this.retries += 1;
+      setTimeout(() => this.reconnect(), delay);
+    };
+  }
+
+  async reconnect() {
+    if (this.stopped) return;
+    if (this.retries > 2) {
+      try {
+        await api("/api/calls?limit=1"); // signed out? api() goes to the sign-in page
+      } catch (error) {
+        if (error instanceof SignedOut) return;
+      }
+    }
+    this.connect();
+  }
+
+  receive(event) {
+    const n = event[this.key];
+    if (event.type !== "resync" && typeof n === "number") {
+      if (n <= this.last) return;
+      this.last = n;
+    }
+    this.onEvent(event);
+  }
+}
+
+// Performance mark for the dashboard benchmark: when a transcript event's line is in the page.
+export function markLine(event) {
+  performance.mark("sb:line", { detail: { call: event.call_sid, seq: event.seq, id: event.id } });
+}
