@@ -11,6 +11,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from switchboard import log_scrub
 from switchboard.config import ConfigError, Settings, load_local_secrets
@@ -30,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="serve on embedded defaults and replay a bundled call")
     demo.add_argument("--fixture", type=Path, help=f"stereo μ-law WAV (default fixtures/{DEMO_FIXTURE})")
     demo.add_argument("--speed", type=float, default=2.0, help="replay speed (1 = real time)")
+    demo.add_argument("--stay", action="store_true", help="keep serving the dashboard after the call (Ctrl-C stops)")
 
     replay = sub.add_parser("replay", help="act as Twilio: replay a stereo WAV as a call against a server")
     replay.add_argument("file", type=Path)
@@ -76,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return serve(settings.with_overrides(**_bind(args, settings)))
     if args.command == "demo":
-        return asyncio.run(demo(settings, args.fixture or REPO_FIXTURES / DEMO_FIXTURE, args.speed))
+        return asyncio.run(demo(settings, args.fixture or REPO_FIXTURES / DEMO_FIXTURE, args.speed, stay=args.stay))
     if args.command == "replay":
         return asyncio.run(replay(settings, args))
     if args.command == "transcribe":
@@ -114,20 +116,22 @@ def serve(settings: Settings) -> int:
     return 0
 
 
-async def demo(settings: Settings, fixture: Path, speed: float) -> int:
-    """Serve on a free loopback port, replay one call through it, print the live and the stored transcript."""
+async def demo(settings: Settings, fixture: Path, speed: float, *, stay: bool = False) -> int:
+    """Serve on loopback, replay one bundled call through the server with its progress shown, wait for its
+    post-call jobs, then print the transcript, the lead, the recording's location and the dashboard URL."""
+    import httpx
     import uvicorn
 
     from switchboard.app import create_app
-    from switchboard.replay.fixture import Impairments
-    from switchboard.replay.runner import ReplayOptions, run_replay, summary
-    from switchboard.replay.twilio_fake import Target
+    from switchboard.replay.demo import Progress, report
+    from switchboard.replay.fixture import build_schedule
+    from switchboard.replay.twilio_fake import Target, replay_call
     from switchboard.serving import uvicorn_config
 
     if not await asyncio.to_thread(fixture.is_file):
         print(f"switchboard demo: fixture not found: {fixture}", file=sys.stderr)
         return 2
-    port = _free_port()
+    port = settings.port if _port_free(settings.port) else _free_port()
     base = f"http://127.0.0.1:{port}"
     settings = settings.with_overrides(host="127.0.0.1", port=port, public_url=base)
     server = uvicorn.Server(uvicorn_config(create_app(settings), settings, log_level="warning"))
@@ -137,22 +141,44 @@ async def demo(settings: Settings, fixture: Path, speed: float) -> int:
             if serving.done():
                 return 1
             await asyncio.sleep(0.05)
-        print(f"switchboard serving on {base} (data in {settings.data_dir}); replaying {fixture.name} at {speed}×",
-              flush=True)
-        print("--- live transcript ---", flush=True)
+        print(f"Switchboard is serving on {base} (data in {settings.data_dir}).", flush=True)
+        print(f"Replaying {fixture.name} as a Twilio call at {speed:g}× real time…", flush=True)
         try:
-            target = Target(base, base, settings.twilio_auth_token.reveal(), settings.api_token.reveal())
-            results = await run_replay(target, fixture, ReplayOptions(speed=speed, impairments=Impairments()))
+            token = settings.api_token.reveal()
+            target = Target(base, base, settings.twilio_auth_token.reveal(), token)
+            progress = Progress(sys.stdout, tty=sys.stdout.isatty())
+            async with httpx.AsyncClient(timeout=60) as client:
+                result = await replay_call(target, build_schedule(fixture), speed=speed, client=client,
+                                           on_event=progress.event, on_progress=progress.progress)
+                progress.done()
+                print("The call has ended; waiting for its post-call jobs (extraction, lead, archive)…", flush=True)
+                call = await _settled(client, base, result.call_sid, token)
+            print(report(call, data_dir=settings.data_dir, dashboard=base, bucket=settings.aws_s3_bucket))
+            print("Sign in with the API token: SWITCHBOARD_API_TOKEN, or api_token in "
+                  f"{settings.data_dir / 'secrets.json'}.")
+            if stay:
+                print("Serving the dashboard until Ctrl-C.", flush=True)
+                await serving
+            else:
+                print(f"`switchboard serve --port {port}` serves it again (or run the demo with --stay).")
         finally:
             server.should_exit = True
-    report = summary(results)
-    call = results[0].stored or {}
-    print("--- stored call ---")
-    print(json.dumps({k: call.get(k) for k in ("call_sid", "status", "end_reason", "media_ms", "recording_key",
-                                               "providers")}, indent=2))
-    for seg in call.get("transcript", []):
-        print(f"{seg['start_ms'] / 1000:7.2f}s {seg['speaker']:>6}: {seg['text']}")
-    return 0 if report["ok"] else 1
+    ended = result.ended or {}
+    return 0 if ended.get("reason") == "stop" else 1
+
+
+async def _settled(client: Any, base: str, call_sid: str, token: str, within_s: float = 120.0) -> dict[str, Any]:
+    """The stored call once its post-call jobs have finished (or ``within_s`` has passed: shown as pending)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        response = await client.get(f"{base}/api/calls/{call_sid}", headers={"Authorization": f"Bearer {token}"})
+        response.raise_for_status()
+        call: dict[str, Any] = response.json()
+        running = [j for j in call.get("jobs", []) if j.get("status") in ("pending", "running")]
+        if (call.get("jobs") and not running) or loop.time() > deadline:
+            return call
+        await asyncio.sleep(0.25)
 
 
 async def replay(settings: Settings, args: argparse.Namespace) -> int:
@@ -197,6 +223,16 @@ async def transcribe(path: Path, *, as_json: bool) -> int:
         for seg in result.to_json()["segments"]:
             print(f"{seg['start_ms'] / 1000:7.2f}s {seg['speaker']:>6}: {seg['text']}")
     return 0
+
+
+def _port_free(port: int) -> bool:
+    """The configured port first, so the dashboard URL the demo prints is the one ``switchboard serve`` uses."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _free_port() -> int:

@@ -213,8 +213,7 @@ async def watch_live_view(page: Any) -> Seen:
     """What the call view showed while the call ran (recorded in the page by ``OBSERVER``): interims, finals
     accumulating, fields filling. A screenshot is taken once the conversation is under way."""
     async with asyncio.timeout(WAIT_MS / 1000 * 3):
-        while await page.locator("#transcript .line:not(.interim)").count() < 5:
-            await asyncio.sleep(0.1)
+        await page.locator("#transcript .line:not(.interim)").nth(4).wait_for()
         await page.screenshot(path=artifact("live-call.png"))
         await page.locator("#timeline li", has_text="call ended").wait_for()
     log = await page.evaluate("window.__log")
@@ -299,7 +298,9 @@ async def test_past_call_plays_its_recording_and_seeks_from_the_transcript(page:
 async def until(page: Any, condition: str, within_s: float = WAIT_MS / 1000) -> None:
     """Poll a JavaScript condition (``wait_for_function`` evaluates strings, which the page's CSP forbids)."""
     async with asyncio.timeout(within_s):
-        while not await page.evaluate(f"() => Boolean({condition})"):
+        while True:
+            if await page.evaluate(f"() => Boolean({condition})"):
+                return
             await asyncio.sleep(0.05)
 
 
