@@ -95,7 +95,10 @@ def _header(fmt: WavFormat, data_bytes: int | None) -> bytes:
 class WavWriter:
     """Append interleaved frames to a new WAV file that stays readable until, and after, ``close``."""
 
-    def __init__(self, path: PathLike, channels: int, sample_rate: int = 8000, encoding: Encoding = "mulaw") -> None:
+    def __init__(self, path: PathLike, channels: int, sample_rate: int = 8000, encoding: Encoding = "mulaw", *,
+                 exclusive: bool = False) -> None:
+        """``exclusive``: refuse (``FileExistsError``) rather than truncate a file already at ``path``; call
+        recordings are opened so, so nothing that reaches the writer twice can wipe a recording."""
         if channels not in (1, 2):
             raise InvalidPcmError(f"WavWriter writes mono or stereo, not {channels} channels")
         if encoding not in ("mulaw", "pcm16"):
@@ -104,7 +107,7 @@ class WavWriter:
             raise UnsupportedRateError(f"a WAV sample rate must be a positive 32-bit value, got {sample_rate}")
         self.format: Final = WavFormat(channels, sample_rate, encoding)
         self._data_bytes = 0
-        self._file: BinaryIO = open(path, "wb")  # closed by close(), which __exit__ calls
+        self._file: BinaryIO = open(path, "xb" if exclusive else "wb")  # closed by close(), which __exit__ calls
         self._file.write(_header(self.format, None))
 
     @property

@@ -40,6 +40,7 @@ from switchboard.services import Services
 from switchboard.store.embedded import EmbeddedPostgres
 from switchboard.store.pg import PgStore
 from switchboard.store.writer import SegmentWriter
+from switchboard.tokens import StreamTokens
 from switchboard.transcribe.base import Transcriber
 from switchboard.transcribe.breaker import BreakerState, CircuitBreakerBoard
 from switchboard.transcribe.factory import breaker_config, build_transcriber
@@ -156,7 +157,8 @@ async def _services(settings: Settings, life: Lifecycle, transcriber: Transcribe
         await recover_orphaned_calls(store, instance, settings.data_dir, post_call)  # before taking calls
         sessions = SessionBook(store.pool, settings.api_token, timedelta(hours=settings.session_hours))
         services = Services(settings, store, hub, stt, writer, registry, metrics, breakers, post_call, loop_lag,
-                            instance, life.admission, supervisor, sessions)
+                            instance, life.admission, supervisor, sessions,
+                            tokens=StreamTokens(settings.twilio_auth_token.reveal(), settings.stream_token_ttl_s, store))
         try:
             yield services
         finally:

@@ -110,6 +110,8 @@ ENV_VARS: Final[Mapping[str, str]] = {
                                      "closes the stream as a protocol violation",
     "SWITCHBOARD_MAX_MEDIA_SPEED": "Media time may run at most this many times faster than the wall clock (after "
                                    "SWITCHBOARD_MAX_MEDIA_LEAD_S); faster senders are held back",
+    "SWITCHBOARD_STREAM_TOKEN_TTL_S": "Seconds a media-stream token stays valid after the voice webhook minted it "
+                                      "(each token is also single-use)",
     "SWITCHBOARD_MAX_MEDIA_LEAD_S": "Media time a stream may send ahead of that pace at once (bursts, fast replays)",
 }
 
@@ -174,6 +176,7 @@ class Settings:
     max_media_jump_ms: int = 5_000
     max_media_speed: float = 20.0
     max_media_lead_s: float = 60.0
+    stream_token_ttl_s: float = 120.0
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.public_url)
@@ -200,6 +203,8 @@ class Settings:
             raise ConfigError(f"SWITCHBOARD_MAX_LOOP_LAG_S must be > 0, got {self.max_loop_lag_s}")
         if self.breaker_failures < 1 or not self.breaker_cooldown_s > 0:
             raise ConfigError("SWITCHBOARD_BREAKER_FAILURES must be ≥ 1 and SWITCHBOARD_BREAKER_COOLDOWN_S > 0")
+        if not self.stream_token_ttl_s > 0:
+            raise ConfigError(f"SWITCHBOARD_STREAM_TOKEN_TTL_S must be > 0, got {self.stream_token_ttl_s}")
         if self.max_media_jump_ms < 0 or not self.max_media_speed >= 1 or self.max_media_lead_s < 0:
             raise ConfigError("SWITCHBOARD_MAX_MEDIA_JUMP_MS and SWITCHBOARD_MAX_MEDIA_LEAD_S must be ≥ 0 and "
                               "SWITCHBOARD_MAX_MEDIA_SPEED ≥ 1")
@@ -303,6 +308,7 @@ class Settings:
             max_media_jump_ms=_int(env, "SWITCHBOARD_MAX_MEDIA_JUMP_MS", 5_000),
             max_media_speed=_float(env, "SWITCHBOARD_MAX_MEDIA_SPEED", 20.0),
             max_media_lead_s=_float(env, "SWITCHBOARD_MAX_MEDIA_LEAD_S", 60.0),
+            stream_token_ttl_s=_float(env, "SWITCHBOARD_STREAM_TOKEN_TTL_S", 120.0),
         )
 
 

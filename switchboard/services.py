@@ -15,6 +15,7 @@ from switchboard.postcall import PostCall
 from switchboard.store.base import Store
 from switchboard.store.writer import SegmentWriter
 from switchboard.supervisor import Supervisor
+from switchboard.tokens import StreamTokens
 from switchboard.transcribe.base import Transcriber
 from switchboard.transcribe.breaker import CircuitBreakerBoard
 from switchboard.web.sessions import SessionBook
@@ -42,6 +43,14 @@ class Services:
     """The background tasks and which of them are dead (``/healthz``)."""
     sessions: SessionBook | None = None
     """Dashboard sign-ins (None: only the bearer token is accepted)."""
+    tokens: StreamTokens | None = None
+    """Mints and consumes the single-use stream tokens (None: built from the settings and the store on first use,
+    without the in-memory fallback surviving between streams)."""
+
+    def stream_tokens(self) -> StreamTokens:
+        if self.tokens is not None:
+            return self.tokens
+        return StreamTokens(self.settings.twilio_auth_token.reveal(), self.settings.stream_token_ttl_s, self.store)
 
     def session_deps(self) -> SessionDeps:
         return SessionDeps(store=self.store, hub=self.hub, transcriber=self.transcriber, writer=self.writer,

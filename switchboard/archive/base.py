@@ -63,9 +63,11 @@ class Archive(Protocol):
         ...
 
 
-def recording_key(call_sid: str, at: datetime) -> str:
-    """``recordings/YYYY/MM/DD/{CallSid}.wav`` for a call that started at ``at`` (use UTC)."""
-    return validate_key(f"recordings/{at:%Y/%m/%d}/{call_sid}.wav")
+def recording_key(call_sid: str, at: datetime, part: int = 1) -> str:
+    """``recordings/YYYY/MM/DD/{CallSid}.wav`` for a call that started at ``at`` (use UTC); a later stream of the same
+    call (``part`` 2, 3, …) is ``{CallSid}-{part}.wav`` beside it, so no stream ever replaces another's recording."""
+    suffix = "" if part == 1 else f"-{part}"
+    return validate_key(f"recordings/{at:%Y/%m/%d}/{call_sid}{suffix}.wav")
 
 
 def transcript_key(recording: str) -> str:

@@ -8,6 +8,7 @@ discarding so memory stays flat, and reports ``incomplete`` with the error; the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,14 +23,33 @@ TRACKS = ("inbound", "outbound")
 _FLUSH_BYTES = 2 * TWILIO_RATE  # hand data to the OS about once a second so a crash loses at most ~1 s
 
 
+MAX_PARTS = 100
+
+
+def open_recording(data_dir: Path, key_of: Callable[[int], str]) -> tuple[StereoRecorder, str]:
+    """A recorder on the first key ``key_of(1)``, ``key_of(2)``, … with no file yet, and that key.
+
+    A recording is never opened for writing from scratch over an existing one (the writer opens exclusively): a
+    second stream of the same call (a restart between the end and a replay, a lost row, a second webhook's token)
+    continues under the next key, and the earlier recording is kept as it was.
+    """
+    for part in range(1, MAX_PARTS + 1):
+        key = key_of(part)
+        try:
+            return StereoRecorder(data_dir / key), key
+        except FileExistsError:
+            log.warning("recording %s already exists: this stream records under the next key", key)
+    raise FileExistsError(f"{MAX_PARTS} recordings already exist for {key_of(1)}")
+
+
 class StereoRecorder:
-    """Aligns both tracks on one sample timeline and streams them into a μ-law stereo WAV."""
+    """Aligns both tracks on one sample timeline and streams them into a μ-law stereo WAV (a new file only)."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._aligner = TrackAligner(TRACKS)
-        self._writer = WavWriter(path, channels=2, sample_rate=TWILIO_RATE, encoding="mulaw")
+        self._writer = WavWriter(path, channels=2, sample_rate=TWILIO_RATE, encoding="mulaw", exclusive=True)
         self._unflushed = 0
         self._closed = False
         self.error: str | None = None

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from switchboard.archive.base import recording_key
 from switchboard.call.pipeline import TrackPipeline
-from switchboard.call.recorder import TRACKS, StereoRecorder
+from switchboard.call.recorder import TRACKS, StereoRecorder, open_recording
 from switchboard.jobs.handlers import caller_id_of
 from switchboard.live import TranscriptHub
 from switchboard.live.events import (
@@ -108,9 +108,8 @@ class CallSession:
         return self.start.call_sid
 
     async def __aenter__(self) -> CallSession:
-        key = recording_key(self.call_sid, self.started_at)
-        self._recorder = StereoRecorder(self.deps.data_dir / key)
-        self.recording_key = key
+        self._recorder, self.recording_key = open_recording(
+            self.deps.data_dir, lambda part: recording_key(self.call_sid, self.started_at, part))
         try:
             for track in TRACKS:
                 stream = await self.deps.transcriber.open(track, 16000)

@@ -22,7 +22,6 @@ from audio.errors import TimestampJumpError
 from switchboard.call.registry import DuplicateCall
 from switchboard.call.session import CallSession
 from switchboard.services import Services
-from switchboard.tokens import check_stream_token
 from switchboard.twilio.errors import CloseCode, ProtocolViolation
 from switchboard.twilio.media_bounds import MediaTimeGuard
 from switchboard.twilio.media_stream import Media, MediaStream, Start, Stop
@@ -66,9 +65,11 @@ async def media_stream(ws: WebSocket) -> None:
         log.warning("media stream refused: malformed callSid (%d chars)", len(start.call_sid))
         await ws.close(POLICY, "malformed callSid")
         return
-    if not check_stream_token(token, start.call_sid, start.custom_parameters.get("token")):
-        log.warning("media stream for %s refused: bad stream token", start.call_sid)
-        await ws.close(POLICY, "invalid stream token for this call")
+    token_refusal = await services.stream_tokens().consume(start.call_sid, start.custom_parameters.get("token"),
+                                                           time.time())
+    if token_refusal is not None:
+        log.warning("media stream for %s refused: %s", start.call_sid, token_refusal)
+        await ws.close(POLICY, token_refusal)
         return
     refusal = services.admission.start_stream(start.call_sid, len(services.registry), time.monotonic())
     if refusal is not None:

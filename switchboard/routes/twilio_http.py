@@ -23,7 +23,6 @@ from switchboard.routes.media_ws import STREAM_PATH
 from switchboard.services import Services
 from switchboard.store.base import CallMode
 from switchboard.store.errors import StoreError
-from switchboard.tokens import stream_token
 from switchboard.twilio.signature import public_url, validate_webhook, websocket_url
 from switchboard.twilio.twiml import busy_twiml, operator_twiml, voicemail_twiml
 from switchboard.twilio_ids import is_call_sid
@@ -91,7 +90,7 @@ async def voice(request: Request) -> Response:
     except StoreError as exc:
         log.error("call %s: could not store the call at webhook time: %s", call_sid, exc)
     stream_url = websocket_url(settings.public_base, STREAM_PATH)
-    params = {"token": stream_token(settings.twilio_auth_token.reveal(), call_sid)}
+    params = {"token": services.stream_tokens().mint(call_sid, time.time())}
     if settings.operator_number:
         twiml = operator_twiml(stream_url, params, settings.operator_number, caller_id=settings.twilio_phone_number)
     else:

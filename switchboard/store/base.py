@@ -217,6 +217,10 @@ class Store(Protocol):
         """Mark the call ended; idempotent, the first end wins for ``ended_at`` and ``end_reason``."""
         ...
 
+    async def consume_stream_token(self, nonce: str, call_sid: str, expires_at: datetime) -> bool:
+        """Record a stream token as used (single use across instances); False if it already was."""
+        ...
+
     async def add_segments(self, segments: Sequence[Segment]) -> None:
         """Insert a batch in one round trip; segments already stored are ignored."""
         ...

@@ -110,6 +110,12 @@ SELECT call_sid, track, seq, start_ms, end_ms, text, provider, confidence
 FROM transcript_segments WHERE call_sid = $1 ORDER BY start_ms, track, seq
 """
 
+_CONSUME_TOKEN: Final = """
+WITH expired AS (DELETE FROM stream_tokens WHERE expires_at < now() - interval '1 hour')
+INSERT INTO stream_tokens (nonce, call_sid, expires_at) VALUES ($1, $2, $3)
+ON CONFLICT (nonce) DO NOTHING
+RETURNING 1
+"""
 _TOUCH_CALL: Final = "INSERT INTO calls (call_sid) VALUES ($1) ON CONFLICT (call_sid) DO NOTHING"
 # Serialises version numbering (and lead linking) per call without blocking segment inserts (FK key-share locks).
 _LOCK_CALL: Final = "SELECT 1 FROM calls WHERE call_sid = $1 FOR NO KEY UPDATE"
@@ -316,6 +322,11 @@ class PgStore:
                 call_sid, _aware(at), reason, media_ms, recording_key, recording_status,
                 list(dict.fromkeys(providers)), dict(stats), recording_incomplete,
             )  # fmt: skip
+
+    async def consume_stream_token(self, nonce: str, call_sid: str, expires_at: datetime) -> bool:
+        """Record a stream token as used; False if some stream (on any instance) already used it."""
+        with _translated("consume_stream_token"):
+            return await self._pool.fetchval(_CONSUME_TOKEN, nonce, call_sid, _aware(expires_at)) is not None
 
     async def add_segments(self, segments: Sequence[Segment]) -> None:
         """One statement (``unnest`` of column arrays) per batch; duplicates are skipped by the unique key."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -128,7 +129,8 @@ async def test_over_the_call_cap_the_webhook_answers_busy_and_the_stream_is_refu
             "To": "+447700900002", "CallStatus": "ringing", "Direction": "inbound"}
     assert busy(await post_signed(http, server.target, "/api/twilio/voice", form))
     async with connect(stream_url(server), additional_headers=signed(server)) as ws:
-        await ws.send(second.start({"token": stream_token(AUTH_TOKEN, second.call_sid)}))  # a valid token, no slot
+        token = stream_token(AUTH_TOKEN, second.call_sid, now=time.time(), ttl_s=60)
+        await ws.send(second.start({"token": token}))  # a valid token, no slot
         code, reason = await closed(ws)
     assert code == 1013 and "capacity" in reason
     async with connect(stream_url(server), additional_headers=signed(server)) as ws:  # the first call streams
