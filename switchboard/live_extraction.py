@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from switchboard.extract import Extractor, IncrementalExtractor, Transcript
 from switchboard.extract.errors import ExtractionError
 from switchboard.extract.schema import Speaker
-from switchboard.live import TranscriptHub
+from switchboard.live import LivePublisher
 from switchboard.live.events import ExtractionUpdate
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class LiveExtraction:
     """``caller_id`` looks up the caller's number once, at the first run (the webhook stored it before the
     stream started); the extraction offers it, flagged, when no callback number has been said."""
 
-    def __init__(self, call_sid: str, extractor: Extractor, hub: TranscriptHub, *,
+    def __init__(self, call_sid: str, extractor: Extractor, hub: LivePublisher, *,
                  policy: IncrementalExtractor | None = None, clock: Callable[[], float] | None = None,
                  caller_id: CallerIdLookup | None = None) -> None:
         self._call_sid = call_sid

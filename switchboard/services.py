@@ -53,6 +53,8 @@ class Services:
         return StreamTokens(self.settings.twilio_auth_token.reveal(), self.settings.stream_token_ttl_s, self.store)
 
     def session_deps(self) -> SessionDeps:
+        post = self.post_call
         return SessionDeps(store=self.store, hub=self.hub, transcriber=self.transcriber, writer=self.writer,
-                           data_dir=self.settings.data_dir, metrics=self.metrics, post_call=self.post_call,
-                           instance_id=self.instance_id)
+                           data_dir=self.settings.data_dir, metrics=self.metrics,
+                           live_extractor=post.extractor if post is not None else None,
+                           after_call=post.handlers if post is not None else None, instance_id=self.instance_id)

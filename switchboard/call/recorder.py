@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar
 
 from audio import TWILIO_RATE
 from audio.align import TrackAligner
@@ -24,10 +25,11 @@ _FLUSH_BYTES = 2 * TWILIO_RATE  # hand data to the OS about once a second so a c
 
 
 MAX_PARTS = 100
+R = TypeVar("R")
 
 
-def open_recording(data_dir: Path, key_of: Callable[[int], str]) -> tuple[StereoRecorder, str]:
-    """A recorder on the first key ``key_of(1)``, ``key_of(2)``, … with no file yet, and that key.
+def open_recording(data_dir: Path, key_of: Callable[[int], str], make: Callable[[Path], R]) -> tuple[R, str]:
+    """A recorder (``make(path)``) on the first key ``key_of(1)``, ``key_of(2)``, … with no file yet, and that key.
 
     A recording is never opened for writing from scratch over an existing one (the writer opens exclusively): a
     second stream of the same call (a restart between the end and a replay, a lost row, a second webhook's token)
@@ -36,7 +38,7 @@ def open_recording(data_dir: Path, key_of: Callable[[int], str]) -> tuple[Stereo
     for part in range(1, MAX_PARTS + 1):
         key = key_of(part)
         try:
-            return StereoRecorder(data_dir / key), key
+            return make(data_dir / key), key
         except FileExistsError:
             log.warning("recording %s already exists: this stream records under the next key", key)
     raise FileExistsError(f"{MAX_PARTS} recordings already exist for {key_of(1)}")

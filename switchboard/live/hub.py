@@ -31,8 +31,14 @@ class Overflow(Exception):
         self.resume_after = resume_after
 
 
-class TranscriptHub(Protocol):
-    """Where live events go; ``publish`` never waits and returns the event as subscribers receive it."""
+class LivePublisher(Protocol):
+    """Where a publisher sends live events; ``publish`` never waits."""
+
+    def publish(self, call_sid: str, event: LiveEvent) -> object: ...
+
+
+class TranscriptHub(LivePublisher, Protocol):
+    """The hub: ``publish`` returns the event as subscribers receive it; ``subscribe`` reads them."""
 
     def publish(self, call_sid: str, event: LiveEvent) -> WireEvent: ...
 

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
-from switchboard.call.session import SPEAKERS
+from switchboard.call.transcripts import SPEAKERS
 from switchboard.redact import public_error
 from switchboard.routes.call_filters import BadFilter, parse_filter
 from switchboard.services import Services
