@@ -15,6 +15,16 @@ from audio import STT_RATE
 from audio.pcm import Pcm16
 
 
+def samples_to_ms(samples: int, rate: int) -> int:
+    """Media time of ``samples`` at ``rate``, in whole ms (floored): the one conversion from samples to media time."""
+    return samples * 1000 // rate
+
+
+def ms_to_samples(ms: int, rate: int) -> int:
+    """Samples in ``ms`` of media time at ``rate`` (floored): the one conversion from media time to samples."""
+    return ms * rate // 1000
+
+
 class SampleLog:
     """int16 samples addressed by absolute index since the stream began; the front is dropped as it ages."""
 
@@ -68,7 +78,7 @@ class MediaClock:
             if a > sample:
                 break
             anchor, pts = a, p
-        return pts + (sample - anchor) * 1000 // self.rate
+        return pts + samples_to_ms(sample - anchor, self.rate)
 
     def seconds_to_ms(self, seconds: float) -> int:
         return self.ms(round(seconds * self.rate))
@@ -78,4 +88,4 @@ class MediaClock:
             self._anchors.popleft()
 
 
-__all__ = ["MediaClock", "SampleLog"]
+__all__ = ["MediaClock", "SampleLog", "ms_to_samples", "samples_to_ms"]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from audio import TWILIO_RATE
 from audio.errors import AudioError
+from audio.media_time import samples_to_ms
 from audio.wav import repair
 from switchboard.archive.base import recording_key
 from switchboard.store.base import CallRecord, Store
@@ -86,7 +87,7 @@ async def _finish(store: Store, call: CallRecord, data_dir: Path, post_call: Pos
             path = key = None
     providers = sorted({s.provider for s in await store.get_segments(call.call_sid)})
     await store.end_call(call.call_sid, at=datetime.now(UTC), reason=RECOVERED_REASON,
-                         media_ms=frames * 1000 // TWILIO_RATE, recording_key=key,
+                         media_ms=samples_to_ms(frames, TWILIO_RATE), recording_key=key,
                          recording_status="local" if key is not None else None, providers=providers,
                          stats={"recovered": True, "recording_frames": frames})
     if post_call is not None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from audio import SAMPLES_PER_MS, STT_RATE, TWILIO_RATE
 from audio.jitter import Frame, JitterBuffer
+from audio.media_time import ms_to_samples, samples_to_ms
 from audio.mulaw import decode
 from audio.resample import StreamResampler
 from switchboard.metrics import Histogram
@@ -32,7 +33,7 @@ class TrackPipeline:
         self._resampler = StreamResampler(TWILIO_RATE, STT_RATE)
         self._samples_out = 0
         self._finished = False
-        self._batch_bytes = batch_ms * TWILIO_RATE // 1000
+        self._batch_bytes = ms_to_samples(batch_ms, TWILIO_RATE)
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._lag = lag
@@ -88,7 +89,7 @@ class TrackPipeline:
 
     def _to_stream(self, pcm: np.ndarray) -> None:
         if pcm.size:
-            self._stream.push(pcm, self._samples_out * 1000 // STT_RATE)
+            self._stream.push(pcm, samples_to_ms(self._samples_out, STT_RATE))
             self._samples_out += pcm.size
 
     def stats(self) -> dict[str, object]:

@@ -16,6 +16,7 @@ from typing import TypeVar
 from audio import TWILIO_RATE
 from audio.align import TrackAligner
 from audio.errors import AudioError
+from audio.media_time import samples_to_ms
 from audio.wav import WavWriter, repair
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class StereoRecorder:
     @property
     def media_ms(self) -> int:
         frames = self._writer.frames_written if self._kept_frames is None else self._kept_frames
-        return frames * 1000 // TWILIO_RATE
+        return samples_to_ms(frames, TWILIO_RATE)
 
     def stats(self) -> dict[str, object]:
         stats: dict[str, object] = {"media_ms": self.media_ms,

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from audio.media_time import ms_to_samples, samples_to_ms
 from switchboard.transcribe.base import (
     Pcm16,
     ProviderSwitched,
@@ -89,7 +90,7 @@ class _ReplayBuffer:
     which only matters if a provider gives no final for that long and then fails."""
 
     def __init__(self, rate: int, max_ms: int) -> None:
-        self._rate, self._max = rate, max_ms * rate // 1000
+        self._rate, self._max = rate, ms_to_samples(max_ms, rate)
         self._chunks: deque[tuple[int, Pcm16]] = deque()
         self.samples = self.overflow_samples = 0
 
@@ -105,7 +106,7 @@ class _ReplayBuffer:
         """Forget audio before media time ``ms``, cutting a chunk that straddles it to the sample."""
         while self._chunks:
             pts, pcm = self._chunks[0]
-            cut = min(len(pcm), max(0, (ms - pts) * self._rate // 1000))
+            cut = min(len(pcm), max(0, ms_to_samples(ms - pts, self._rate)))
             if cut == 0:
                 return
             self.samples -= cut
@@ -154,7 +155,7 @@ class FallbackStream:
         check_push(pcm, ended=self._ended, track=self.track, provider=self._owner.name)
         self._forward(pcm, pts_ms)  # first, so audio the provider rejects as malformed is not kept either
         self._buffer.append(pts_ms, pcm)
-        end_ms = pts_ms + len(pcm) * 1000 // self.rate
+        end_ms = pts_ms + samples_to_ms(len(pcm), self.rate)
         self._media_end = max(self._media_end, end_ms)
         if self._is_speech(pcm) and self._watch.speech_pushed(self._clock(), end_ms):
             self._waker.wake()  # a stall deadline now exists
@@ -248,7 +249,7 @@ class FallbackStream:
         self._watch.provider_opened(now, self._stall_timeout(), armed=self._has_candidate())
         for pts, pcm in self._buffer:  # replay: original timestamps, in order
             if self._is_speech(pcm):
-                self._watch.speech_pushed(now, pts + len(pcm) * 1000 // self.rate)
+                self._watch.speech_pushed(now, pts + samples_to_ms(len(pcm), self.rate))
             self._forward(pcm, pts)
         if self._ended:
             inner.end()

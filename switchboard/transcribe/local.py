@@ -29,6 +29,7 @@ from audio.cutter import Closed, UtteranceCutter
 from audio.detectors import ResettableDetector
 from audio.endpoint import EndpointConfig
 from audio.errors import UnsupportedRateError
+from audio.media_time import ms_to_samples
 from switchboard.transcribe.base import Pcm16, TranscriptEvent, check_push
 from switchboard.transcribe.moonshine import RecognizerPool
 from switchboard.transcribe.vad import DetectorPool
@@ -155,7 +156,7 @@ class LocalStream:
         if self._next_partial is None:
             self._next_partial = start + self._partial_every
         busy = self._jobs or self._inflight is not None
-        short = cutter.position - start <= PARTIAL_MAX_MS * cutter.rate // 1000
+        short = cutter.position - start <= ms_to_samples(PARTIAL_MAX_MS, cutter.rate)
         if cutter.position >= self._next_partial and short and not busy:
             self._jobs.append(self._job(start, cutter.position, is_final=False))
             self._next_partial = cutter.position + self._partial_every

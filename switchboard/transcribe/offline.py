@@ -20,6 +20,7 @@ import numpy as np
 from audio import FRAME_MS, STT_RATE, mulaw
 from audio.endpoint import EndpointConfig
 from audio.errors import MalformedWavError
+from audio.media_time import samples_to_ms
 from audio.resample import StreamResampler
 from audio.wav import WavReader, iter_track_frames
 from switchboard.transcribe.base import Pcm16, TranscriptEvent, TranscriptStream
@@ -92,7 +93,7 @@ class _TrackFeed:
     def _push(self, pcm: Pcm16) -> None:
         # The resampler's output is time-aligned with its input, so samples pushed so far give media time.
         if len(pcm):
-            self.stream.push(pcm, self._pushed * 1000 // STT_RATE)
+            self.stream.push(pcm, samples_to_ms(self._pushed, STT_RATE))
             self._pushed += len(pcm)
 
 
@@ -101,7 +102,7 @@ async def transcribe_file(path: Path, pool: RecognizerPool, *,
     """Transcribe ``path`` (mono or stereo WAV) with the local recogniser; both tracks run concurrently."""
     with WavReader(path) as reader:
         channels, rate, encoding = reader.channels, reader.sample_rate, reader.encoding
-        duration_ms = reader.n_frames * 1000 // rate
+        duration_ms = samples_to_ms(reader.n_frames, rate)
     if channels not in (1, 2):
         raise MalformedWavError(f"{path}: expected a mono or stereo call recording, got {channels} channels")
     transcriber = LocalTranscriber(pool, endpoint=endpoint)

@@ -24,6 +24,7 @@ from typing import Final
 import numpy as np
 
 from audio import STT_RATE
+from audio.media_time import ms_to_samples
 from switchboard.transcribe.base import Pcm16, TranscriptEvent, check_push
 from switchboard.transcribe.errors import ProviderAuthError, ProviderUnavailable, RecognitionFailed
 from switchboard.transcribe.waker import Waker
@@ -55,7 +56,7 @@ class Fault:
 
 def encode_words(words: Iterable[int | None], sample_rate: int = STT_RATE, word_ms: int = 100) -> Pcm16:
     """Audio in which slot ``i`` carries word ``words[i]`` (``None`` = a silent slot)."""
-    slot = sample_rate * word_ms // 1000
+    slot = ms_to_samples(word_ms, sample_rate)
     values = [0 if w is None else WORD_BASE + w for w in words]
     return np.repeat(np.asarray(values, dtype=np.int16), slot)
 
@@ -66,8 +67,9 @@ class ScriptedStream:
     def __init__(self, track: str, sample_rate: int, owner: ScriptedTranscriber, fault: Fault | None) -> None:
         self.track, self.rate, self.fault = track, sample_rate, fault
         self._owner = owner
-        self._slot = sample_rate * owner.word_ms // 1000
-        self._limit = None if fault is None or fault.kind not in _MID_STREAM else fault.after_ms * sample_rate // 1000
+        self._slot = ms_to_samples(owner.word_ms, sample_rate)
+        mid_stream = fault is not None and fault.kind in _MID_STREAM
+        self._limit = ms_to_samples(fault.after_ms, sample_rate) if fault is not None and mid_stream else None
         self.received_samples = 0
         self.pushes: list[tuple[int, int]] = []
         """(pts_ms, n_samples) of every push, replays included."""
@@ -88,7 +90,7 @@ class ScriptedStream:
         check_push(pcm, ended=self._ended or dropped, track=self.track, provider=self._owner.name)
         self.pushes.append((pts_ms, len(pcm)))
         heard = len(pcm) if self._limit is None else max(0, min(len(pcm), self._limit - self.received_samples))
-        first = pts_ms * self.rate // 1000
+        first = ms_to_samples(pts_ms, self.rate)
         if heard:  # a slot is read at the first of its samples that arrives; the rest of it is the same
             for slot in range(first // self._slot, (first + heard - 1) // self._slot + 1):
                 if self._last_slot is None or slot > self._last_slot:
