@@ -5,8 +5,9 @@ misses records propagated from its children, so :func:`install` puts :class:`Scr
 factory: each record is scrubbed once, as it is created, whoever handles it. That covers uvicorn's access log
 (``GET /api/live?token=…``), its error log and tracebacks (the exception text is formatted and scrubbed then).
 
-The record keeps its shape: ``args`` stay a tuple (uvicorn's access formatter unpacks it), only the strings in it
-that carried a secret are replaced by their scrubbed text.
+The record keeps its shape where it can: ``args`` stay a tuple (uvicorn's access formatter unpacks it), only the
+strings in it that carried a secret are replaced by their scrubbed text. A secret that shows only once the message
+is formatted (a header name in one arg, its value in the next) makes the record carry the scrubbed text instead.
 """
 
 from __future__ import annotations
@@ -39,12 +40,27 @@ class ScrubSecrets(logging.Filter):
             record.args = tuple(self._value(arg) for arg in record.args)
         elif isinstance(record.args, dict):
             record.args = {key: self._value(arg) for key, arg in record.args.items()}
+        self._flatten_if_needed(record)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = self._text(record.exc_text)
         if record.stack_info:
             record.stack_info = self._text(record.stack_info)
+
+    def _flatten_if_needed(self, record: logging.LogRecord) -> None:
+        """A secret split over the format and its args (``"< %s: %s", "authorization", "Bearer …"``) shows only
+        once formatted: then the record carries the scrubbed text and no args."""
+        if not record.args:
+            return
+        try:
+            shown = record.getMessage()
+        except (TypeError, ValueError, KeyError):
+            return  # a malformed record: logging reports it when it formats it, as it would without us
+        scrubbed = self._text(shown)
+        if scrubbed != shown:
+            record.msg, record.args = scrubbed, ()
+            record.__dict__.pop("color_message", None)  # uvicorn's coloured copy of the format, with the old args
 
     def _text(self, text: str) -> str:
         return scrub_secrets(text, self.literals)

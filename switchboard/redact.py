@@ -34,11 +34,11 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 
 def scrub_secrets(text: str, literals: Iterable[str] = ()) -> str:
     """``text`` with every credential replaced by ``[redacted]``; ``literals`` are known secret values."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
     for secret in literals:
         if len(secret) >= 6 and secret in text:  # shorter "secrets" would shred ordinary words
             text = text.replace(secret, REDACTED)
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
     return text
 
 

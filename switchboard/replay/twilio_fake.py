@@ -86,8 +86,9 @@ async def replay_call(target: Target, schedule: Schedule, *, speed: float, clien
             "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01"}
     twiml = await post_signed(client, target, "/api/twilio/voice", form)
     stream_url, params = parse_stream(twiml)
-    live_url = _ws_base(target.base_url) + f"/api/live/{call_sid}?token={target.api_token}"
-    async with connect(live_url, max_size=2**22) as live:
+    live_url = _ws_base(target.base_url) + f"/api/live/{call_sid}"
+    auth = {"Authorization": f"Bearer {target.api_token}"}  # not ?token=: URLs end up in logs
+    async with connect(live_url, additional_headers=auth, max_size=2**22) as live:
         for seq, status in enumerate(("initiated", "ringing", "in-progress")):
             await post_signed(client, target, "/api/twilio/status", {**form, "CallStatus": status,
                                                                        "SequenceNumber": str(seq)})
