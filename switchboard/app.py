@@ -152,7 +152,7 @@ async def _services(settings: Settings, life: Lifecycle, transcriber: Transcribe
         # cancels what is left (loops waiting out a backoff), the store after that.
         supervisor = await stack.enter_async_context(life.supervisor)
         supervisor.start("segment-writer", writer.run)
-        post_call = await build_post_call(settings, store, stack, supervisor)
+        post_call = await build_post_call(settings, store, stack, supervisor, segments_settled=writer.settled)
         instance = instance_id(settings.data_dir, settings.instance_id)
         await recover_orphaned_calls(store, instance, settings.data_dir, post_call)  # before taking calls
         sessions = SessionBook(store.pool, settings.api_token, timedelta(hours=settings.session_hours))

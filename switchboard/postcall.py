@@ -6,6 +6,7 @@ stopped and awaited on shutdown, in reverse order of construction, and a loop th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from switchboard.config import Settings
 from switchboard.extract import FallbackExtractor, OfflineExtractor
 from switchboard.extract.openai_client import OpenAIExtractor
 from switchboard.jobs import JobQueue, JobWorker
+from switchboard.jobs.end_spool import CallEndSpool
 from switchboard.jobs.handlers import AlertRoute, PostCallHandlers
 from switchboard.store.pg import PgStore
 from switchboard.supervisor import Supervisor
@@ -30,6 +32,8 @@ class PostCall:
     queue: JobQueue
     worker: JobWorker
     handlers: PostCallHandlers
+    end_spool: CallEndSpool | None = None
+    """Ends of calls (row + jobs) the database could not take when they happened, applied when it is back."""
 
 
 def _archive(settings: Settings) -> Archive:
@@ -41,7 +45,7 @@ def _archive(settings: Settings) -> Archive:
 
 
 async def build_post_call(settings: Settings, store: PgStore, stack: AsyncExitStack,
-                          supervisor: Supervisor) -> PostCall:
+                          supervisor: Supervisor, *, segments_settled: Callable[[], bool] = lambda: True) -> PostCall:
     openai = None
     if settings.openai_api_key is not None:
         openai = OpenAIExtractor(settings.openai_api_key.reveal(), base_url=settings.openai_base_url)
@@ -66,4 +70,7 @@ async def build_post_call(settings: Settings, store: PgStore, stack: AsyncExitSt
     worker = JobWorker(queue, handlers.handlers(), lease_s=settings.job_lease_s)
     supervisor.start("job-worker", worker.run)
     stack.push_async_callback(worker.aclose)
-    return PostCall(extractor, archive, spool, queue, worker, handlers)
+    end_spool = CallEndSpool(settings.spool_dir / "call-ends", store, handlers, settled=segments_settled)
+    supervisor.start("call-end-spool", end_spool.run)
+    stack.push_async_callback(end_spool.aclose)
+    return PostCall(extractor, archive, spool, queue, worker, handlers, end_spool)

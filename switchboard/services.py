@@ -57,4 +57,5 @@ class Services:
         return SessionDeps(store=self.store, hub=self.hub, transcriber=self.transcriber, writer=self.writer,
                            data_dir=self.settings.data_dir, metrics=self.metrics,
                            live_extractor=post.extractor if post is not None else None,
-                           after_call=post.handlers if post is not None else None, instance_id=self.instance_id)
+                           after_call=post.handlers if post is not None else None,
+                           end_spool=post.end_spool if post is not None else None, instance_id=self.instance_id)

@@ -4,6 +4,7 @@
     SegmentSink     final transcript segments, batched and durable (``SegmentWriter``)
     LivePublisher   live events for dashboards (``InMemoryHub``)
     AfterCall       records the post-call jobs once the call row is ended (``PostCallHandlers``)
+    EndSpool        keeps the end of a call on disk while the database cannot take it (``CallEndSpool``)
     Recorder        the call's stereo recording (``StereoRecorder``), made by a ``RecorderFactory`` from its path
     Transcriber     opens one transcript stream per track (``switchboard.transcribe.base``)
 
@@ -16,10 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from switchboard.live import LivePublisher
 from switchboard.store.base import CallMode, CallRecord, Segment
+
+if TYPE_CHECKING:
+    from switchboard.jobs.end_spool import CallEnd
 
 
 class CallStore(Protocol):
@@ -51,6 +55,12 @@ class SegmentSink(Protocol):
 
 class AfterCall(Protocol):
     async def call_ended(self, call_sid: str, *, recording_path: Path | None, recording_key: str | None) -> None: ...
+
+
+class EndSpool(Protocol):
+    async def put(self, end: CallEnd) -> bool:
+        """Keep the end of a call on disk (durably, before returning) until the database takes it; False (logged)
+        if the disk refused it too."""
 
 
 class Recorder(Protocol):

@@ -27,11 +27,12 @@ from typing import Any
 from audio import STT_RATE
 from switchboard.archive.base import recording_key
 from switchboard.call.pipeline import TrackPipeline
-from switchboard.call.ports import AfterCall, CallStore, LivePublisher, Recorder, RecorderFactory, SegmentSink
+from switchboard.call.ports import AfterCall, CallStore, EndSpool, LivePublisher, Recorder, RecorderFactory, SegmentSink
 from switchboard.call.recorder import TRACKS, StereoRecorder, open_recording
 from switchboard.call.transcripts import TranscriptRelay
 from switchboard.extract import Extractor
 from switchboard.extract.schema import Speaker
+from switchboard.jobs.end_spool import CallEnd
 from switchboard.jobs.handlers import caller_id_of
 from switchboard.live.events import CallEnded, CallStarted
 from switchboard.live_extraction import LiveExtraction
@@ -61,6 +62,8 @@ class SessionDeps:
     """Extraction previews while the call is live; None = none."""
     after_call: AfterCall | None = None
     """Records the durable post-call jobs; None = transcripts only."""
+    end_spool: EndSpool | None = None
+    """Keeps the end of a call (row and jobs) on disk when the database cannot take it; None = logged only."""
     recorder: RecorderFactory = StereoRecorder
     clock: Callable[[], datetime] = field(default=utc_now)
     """Wall time for the call's timestamps (started/ended); media time never comes from it."""
@@ -211,19 +214,24 @@ class CallSession:
         if not await self.deps.writer.wait_flushed():
             log.warning("call %s: transcript segments are still queued at the end of the call", self.call_sid)
         store = self.deps.store
-        await self._stored("record the end of the call", store.create_call(
+        ok = await self._stored("record the end of the call", store.create_call(
             self.call_sid, account_sid=self.start.account_sid, from_number=None, to_number=None, direction=None,
             mode=None, status=None, at=self.started_at))
-        await self._stored("record the end of the call", store.end_call(
+        ok = await self._stored("record the end of the call", store.end_call(
             self.call_sid, at=ended, reason=self.end_reason, media_ms=media_ms, recording_key=self.recording_key,
             recording_status="local", providers=sorted(self.providers), stats=stats,
-            recording_incomplete=self._recorder.incomplete))
+            recording_incomplete=self._recorder.incomplete)) and ok
         self.deps.hub.publish(self.call_sid, CallEnded(self.end_reason, media_ms, ended.isoformat(),
                                                        self.recording_key))
         if self.deps.after_call is not None:
-            await self._stored("record its post-call jobs", self.deps.after_call.call_ended(
+            ok = await self._stored("record its post-call jobs", self.deps.after_call.call_ended(
                 self.call_sid, recording_path=self.deps.data_dir / self.recording_key,
-                recording_key=self.recording_key))
+                recording_key=self.recording_key)) and ok
+        if not ok and self.deps.end_spool is not None:  # the database missed the end: keep it on disk until it is back
+            await self.deps.end_spool.put(CallEnd(
+                self.call_sid, self.start.account_sid, self.started_at, ended, self.end_reason, media_ms,
+                self.recording_key, str(self.deps.data_dir / self.recording_key), sorted(self.providers), stats,
+                self._recorder.incomplete))
 
     async def _stored(self, what: str, write: Awaitable[None]) -> bool:
         """Run one store write; a :class:`StoreError` is logged (the call goes on), never raised. The one place the

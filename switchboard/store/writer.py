@@ -143,6 +143,10 @@ class SegmentWriter:
         elif len(self._queue) in (1, self._max_batch):
             self._wakeup.set()
 
+    def settled(self) -> bool:
+        """Nothing waits on the spool: every segment spooled during an outage has been replayed into the store."""
+        return not self._spool_pending and not self._degraded
+
     def stats(self) -> WriterStats:
         return WriterStats(
             queued=len(self._queue) + len(self._inflight),
