@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from switchboard.admission import Admission
+from switchboard.close_codes import CloseCode
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -23,8 +24,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-MESSAGE_TOO_BIG = 1009
-TRY_AGAIN_LATER = 1013
 
 
 class BodyTooLarge(Exception):
@@ -90,9 +89,9 @@ class Limits:
             message = await receive()
             if message["type"] == "websocket.receive" and _ws_size(message, self.ws_max_bytes) > self.ws_max_bytes:
                 closed = True
-                await send({"type": "websocket.close", "code": MESSAGE_TOO_BIG,
+                await send({"type": "websocket.close", "code": CloseCode.MESSAGE_TOO_BIG,
                             "reason": f"message over {self.ws_max_bytes} bytes"})
-                return {"type": "websocket.disconnect", "code": MESSAGE_TOO_BIG}
+                return {"type": "websocket.disconnect", "code": CloseCode.MESSAGE_TOO_BIG}
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -111,7 +110,7 @@ async def _refuse(receive: Receive, send: Send, reason: str) -> None:
     if message["type"] != "websocket.connect":
         return
     await send({"type": "websocket.accept"})
-    await send({"type": "websocket.close", "code": TRY_AGAIN_LATER, "reason": reason})
+    await send({"type": "websocket.close", "code": CloseCode.TRY_AGAIN_LATER, "reason": reason})
 
 
 def _content_length(scope: Scope) -> int | None:

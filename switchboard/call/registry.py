@@ -7,15 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
+from switchboard.call.errors import DuplicateCall
+
 
 class LiveCall(Protocol):
     """What the API may ask of a live call."""
 
     def live_stats(self) -> dict[str, Any]: ...
-
-
-class DuplicateCall(Exception):
-    """A second media stream for a call that already has one on this instance."""
 
 
 class CallRegistry:

@@ -192,7 +192,7 @@ class JobQueue:
             row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM jobs WHERE id = $1", job_id)
         return None if row is None else _job(row)
 
-    async def list(
+    async def list_jobs(
         self, call_sid: str | None = None, status: JobStatus | None = None, *, limit: int = 200
     ) -> builtins.list[Job]:
         """Jobs in creation order, optionally of one call and/or one status."""

@@ -20,15 +20,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from switchboard.live.errors import Overflow
 from switchboard.live.events import CallEnded, LiveEvent, Resync, TranscriptUpdate, WireEvent, as_json
-
-
-class Overflow(Exception):
-    """A subscriber fell too far behind and was closed; resume from ``resume_after``."""
-
-    def __init__(self, resume_after: int) -> None:
-        super().__init__(f"subscriber queue overflowed; resume with after={resume_after}")
-        self.resume_after = resume_after
 
 
 class LivePublisher(Protocol):

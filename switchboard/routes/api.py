@@ -136,7 +136,7 @@ async def get_call(request: Request) -> Response:
     # Jobs are read first: whatever a job reports done, its effect (extraction, lead) is already visible in the
     # reads that follow, so a client polling until its jobs are done never sees a stale lead.
     post_call = services.post_call
-    jobs = [job.to_json() for job in await post_call.queue.list(call_sid=sid)] if post_call else []
+    jobs = [job.to_json() for job in await post_call.queue.list_jobs(call_sid=sid)] if post_call else []
     body = call_json(call)
     live = services.registry.get(sid)
     body["live"] = live is not None

@@ -14,18 +14,18 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 
+from switchboard.close_codes import CloseCode
 from switchboard.store.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
-TRY_AGAIN_LATER = 1013
 
 
 async def store_unavailable(conn: HTTPConnection, exc: Exception) -> Response | None:
     log.warning("%s %s: database unavailable: %s", conn.scope["type"], conn.url.path, exc)
     if isinstance(conn, WebSocket):
-        await conn.close(TRY_AGAIN_LATER, "database unavailable")
+        await conn.close(CloseCode.TRY_AGAIN_LATER, "database unavailable")
         return None
     return JSONResponse({"error": "database unavailable, retry later"}, status_code=503,
                         headers={"Retry-After": str(RETRY_AFTER_S)})

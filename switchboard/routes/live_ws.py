@@ -13,22 +13,21 @@ import asyncio
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from switchboard.close_codes import CloseCode
 from switchboard.live import Overflow, Subscription
 from switchboard.services import Services
 from switchboard.web.auth import identify, may_subscribe
-
-TRY_AGAIN_LATER = 1013
 
 
 async def live(ws: WebSocket) -> None:
     services: Services = ws.state.services
     caller = await identify(ws, services)
     if caller is None or not may_subscribe(ws, caller, services.settings.public_url):
-        await ws.close(1008, "missing or invalid token or session")
+        await ws.close(CloseCode.POLICY_VIOLATION, "missing or invalid token or session")
         return
     after_raw = ws.query_params.get("after", "0")
     if not after_raw.isdigit():
-        await ws.close(1008, "after must be a non-negative integer")
+        await ws.close(CloseCode.POLICY_VIOLATION, "after must be a non-negative integer")
         return
     await ws.accept()
     call_sid = ws.path_params.get("call_sid")
@@ -48,9 +47,9 @@ async def _send(ws: WebSocket, sub: Subscription) -> None:
         async for event in sub:
             await ws.send_text(orjson.dumps(event).decode())
     except Overflow as exc:
-        await ws.close(TRY_AGAIN_LATER, f"overflow; resume with after={exc.resume_after}")
+        await ws.close(CloseCode.TRY_AGAIN_LATER, f"overflow; resume with after={exc.resume_after}")
         return
-    await ws.close(1001, "server going away")
+    await ws.close(CloseCode.GOING_AWAY, "server going away")
 
 
 async def _watch(ws: WebSocket, sender: asyncio.Task[None]) -> None:

@@ -19,10 +19,11 @@ from collections.abc import Mapping
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from audio.errors import TimestampJumpError
-from switchboard.call.registry import DuplicateCall
+from switchboard.call.errors import CallRefused
 from switchboard.call.session import CallSession
+from switchboard.close_codes import CloseCode
 from switchboard.services import Services
-from switchboard.twilio.errors import CloseCode, ProtocolViolation
+from switchboard.twilio.errors import ProtocolViolation
 from switchboard.twilio.media_bounds import MediaTimeGuard
 from switchboard.twilio.media_stream import Media, MediaStream, Start, Stop
 from switchboard.twilio.signature import validate_websocket, websocket_url
@@ -30,59 +31,59 @@ from switchboard.twilio_ids import is_call_sid
 
 log = logging.getLogger(__name__)
 
-POLICY = 1008
-TRY_AGAIN_LATER = 1013
+
 STREAM_PATH = "/api/twilio/media-stream"
 
 
 async def media_stream(ws: WebSocket) -> None:
     services: Services = ws.state.services
+    parser = MediaStream()
+    try:
+        start = await _handshake(ws, services, parser)
+        if start is None:  # the peer left before its start
+            return
+        session = CallSession(start, services.session_deps(), parser_stats=lambda: parser.stats().as_dict())
+        async with services.registry.hold(start.call_sid, session), session:
+            guard = MediaTimeGuard(services.settings.media_time_limits, asyncio.get_running_loop().time())
+            await _pump(ws, parser, session, guard)
+    except CallRefused as refused:
+        log.warning("media stream refused: %s", refused.reason)
+        await ws.close(refused.code, refused.reason)
+
+
+async def _handshake(ws: WebSocket, services: Services, parser: MediaStream) -> Start | None:
+    """Signature, ``start`` within the deadline, a well-formed CallSid, a valid unspent token, capacity; any failure
+    raises :class:`CallRefused` with the close code and reason."""
     settings = services.settings
     signature = ws.headers.get("x-twilio-signature")
-    token = settings.twilio_auth_token.reveal()
     if signature is not None or settings.ws_signature_required:
         url = websocket_url(settings.public_base, STREAM_PATH)  # the URL we gave Twilio, not the internal one
-        if not validate_websocket(token, url, signature):
-            log.warning("media stream refused: bad or missing X-Twilio-Signature")
-            await ws.close(POLICY, "invalid X-Twilio-Signature")
-            return
+        if not validate_websocket(settings.twilio_auth_token.reveal(), url, signature):
+            raise CallRefused("invalid X-Twilio-Signature")
     await ws.accept()
-    parser = MediaStream()
     try:
         async with asyncio.timeout(settings.ws_start_timeout_s):
             start = await _wait_start(ws, parser)
     except ProtocolViolation as exc:
-        await ws.close(exc.close_code, exc.close_reason)
-        return
-    except TimeoutError:
-        await ws.close(POLICY, f"no valid start within {settings.ws_start_timeout_s:g} s")
-        return
+        raise CallRefused(exc.close_reason, CloseCode(exc.close_code)) from exc
+    except TimeoutError as exc:
+        raise CallRefused(f"no valid start within {settings.ws_start_timeout_s:g} s") from exc
     except WebSocketDisconnect:
-        return
+        return None
     if start is None:
-        return
+        return None
     if not is_call_sid(start.call_sid):
-        log.warning("media stream refused: malformed callSid (%d chars)", len(start.call_sid))
-        await ws.close(POLICY, "malformed callSid")
-        return
-    token_refusal = await services.stream_tokens().consume(start.call_sid, start.custom_parameters.get("token"),
-                                                           time.time())
-    if token_refusal is not None:
-        log.warning("media stream for %s refused: %s", start.call_sid, token_refusal)
-        await ws.close(POLICY, token_refusal)
-        return
+        log.warning("malformed callSid (%d chars)", len(start.call_sid))
+        raise CallRefused("malformed callSid")
+    refusal = await services.stream_tokens().consume(start.call_sid, start.custom_parameters.get("token"), time.time())
+    if refusal is not None:
+        log.warning("media stream for %s: %s", start.call_sid, refusal)
+        raise CallRefused(refusal)
     refusal = services.admission.start_stream(start.call_sid, len(services.registry), time.monotonic())
     if refusal is not None:
-        log.warning("media stream for %s refused: %s", start.call_sid, refusal)
-        await ws.close(TRY_AGAIN_LATER, refusal)
-        return
-    session = CallSession(start, services.session_deps(), parser_stats=lambda: parser.stats().as_dict())
-    try:
-        async with services.registry.hold(start.call_sid, session), session:
-            guard = MediaTimeGuard(settings.media_time_limits, asyncio.get_running_loop().time())
-            await _pump(ws, parser, session, guard)
-    except DuplicateCall as exc:
-        await ws.close(POLICY, str(exc))
+        log.warning("media stream for %s: %s", start.call_sid, refusal)
+        raise CallRefused(refusal, CloseCode.TRY_AGAIN_LATER)
+    return start
 
 
 async def _wait_start(ws: WebSocket, parser: MediaStream) -> Start | None:
@@ -121,7 +122,7 @@ async def _pump(ws: WebSocket, parser: MediaStream, session: CallSession, guard:
         for event in events:
             if isinstance(event, Stop):
                 session.stop("stop")
-                await ws.close(1000)
+                await ws.close(CloseCode.NORMAL)
                 return
 
 

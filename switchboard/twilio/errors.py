@@ -14,19 +14,9 @@ Foreign errors (orjson, binascii) are translated once, where they happen, with `
 
 from __future__ import annotations
 
-from enum import IntEnum
-
 # A WebSocket close reason must fit in a control frame: 125 bytes minus the 2-byte code (RFC 6455 §5.5).
 MAX_CLOSE_REASON_BYTES = 123
 
-
-class CloseCode(IntEnum):
-    """WebSocket close codes used for protocol violations (RFC 6455 §7.4.1)."""
-
-    UNSUPPORTED_DATA = 1003  # binary frame, or a media format we cannot decode
-    INVALID_DATA = 1007  # malformed JSON, missing or ill-typed field, bad base64
-    POLICY_VIOLATION = 1008  # illegal order of events, wrong streamSid or callSid
-    MESSAGE_TOO_BIG = 1009  # message or payload over the configured limit
 
 
 class TwilioError(Exception):

@@ -21,7 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from switchboard.twilio.errors import CloseCode, ProtocolViolation
+from switchboard.close_codes import CloseCode
+from switchboard.twilio.errors import ProtocolViolation
 
 MAX_JUMP_MS: Final = 5_000
 MAX_SPEED: Final = 20.0

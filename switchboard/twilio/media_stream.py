@@ -23,7 +23,8 @@ from typing import Any, Final, TypeGuard
 import orjson
 import pybase64
 
-from switchboard.twilio.errors import CloseCode, MediaStreamStateError, ProtocolViolation
+from switchboard.close_codes import CloseCode
+from switchboard.twilio.errors import MediaStreamStateError, ProtocolViolation
 from switchboard.twilio.events import (
     SUPPORTED_FORMAT,
     Connected,

@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
+from switchboard.close_codes import CloseCode
 from switchboard.routes.media_ws import _pump, _wait_start
-from switchboard.twilio.errors import CloseCode
 from switchboard.twilio.media_bounds import MediaTimeGuard, MediaTimeLimits
 from switchboard.twilio.media_stream import Media, MediaStream
 

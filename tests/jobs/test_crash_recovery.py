@@ -151,7 +151,7 @@ async def test_sigkill_mid_job_then_restart_completes_every_job_once(
         await second.wait()
     assert second.returncode == 0, log.read_text()
 
-    jobs = {job.id: job for job in await queue.list()}
+    jobs = {job.id: job for job in await queue.list_jobs()}
     assert set(jobs) == set(ids) and all(job.status == "done" for job in jobs.values())
     # Every effect applied exactly once (the key is the primary key, a re-run inserts nothing), by its own job.
     effects = {r["key"]: (r["job_id"], r["pid"]) for r in await db.fetch("SELECT key, job_id, pid FROM crash_effects")}

@@ -117,7 +117,7 @@ async def worker(rig: Rig) -> AsyncIterator[JobWorker]:
 async def all_settled(queue: JobQueue, call_sid: str, kinds: set[str], timeout_s: float = 30) -> dict[str, Job]:
     async with asyncio.timeout(timeout_s):
         while True:
-            jobs = {job.kind: job for job in await queue.list(call_sid=call_sid)}
+            jobs = {job.kind: job for job in await queue.list_jobs(call_sid=call_sid)}
             if set(jobs) >= kinds and all(j.status in ("done", "failed") for j in jobs.values()):
                 return jobs
             await asyncio.sleep(0.02)
@@ -137,7 +137,7 @@ async def test_emergency_call_gets_extraction_lead_archive_and_one_sms(rig: Rig)
     async with worker(rig):
         jobs = await all_settled(rig.queue, sid, {"extract", "archive", "lead", "sms"})
     assert {kind: job.status for kind, job in jobs.items()} == dict.fromkeys(jobs, "done")
-    assert len(await rig.queue.list(call_sid=sid)) == 4  # the second call_ended was deduplicated
+    assert len(await rig.queue.list_jobs(call_sid=sid)) == 4  # the second call_ended was deduplicated
     final = await rig.store.latest_extraction(sid, final_only=True)
     assert final is not None and final.data["urgency"] == "emergency" and final.source == "offline"
     assert jobs["extract"].result == {"version": final.version, "emergency": True}
@@ -176,7 +176,7 @@ async def test_handlers_rerun_without_repeating_effects(rig: Rig) -> None:
     resent = await rig.handlers.sms(again["sms"])
     assert resent == {"message_sid": rig.emu.messages[0]["sid"], "found_after_retry": True}
     assert len(rig.emu.messages) == 1
-    assert len(await rig.queue.list(call_sid=sid)) == 3
+    assert len(await rig.queue.list_jobs(call_sid=sid)) == 3
     versions = await rig.store.latest_extraction(sid)
     assert versions is not None and versions.version == 1 and rig.extractor.calls == 1
     lead = await rig.store.lead_for_call(sid)
@@ -192,7 +192,7 @@ async def test_routine_call_makes_a_lead_but_no_sms_and_repeat_caller_is_merged(
         await all_settled(rig.queue, first, {"extract", "lead"})
         await rig.handlers.call_ended(second, recording_path=None, recording_key=None)
         await all_settled(rig.queue, second, {"extract", "lead", "sms"})
-    assert {job.kind for job in await rig.queue.list(call_sid=first)} == {"extract", "lead"}
+    assert {job.kind for job in await rig.queue.list_jobs(call_sid=first)} == {"extract", "lead"}
     [lead] = await rig.store.list_leads()
     assert lead.calls == (first, second) and lead.urgency == "emergency" and lead.name == "Ann Lee"
 

@@ -32,8 +32,8 @@ async def test_enqueue_dedupes_and_round_trips(queue: JobQueue) -> None:
     )
     assert (job.attempts, job.max_attempts, job.result, job.locked_until) == (0, 8, None, None)
     assert job.to_json()["created_at"] == job.created_at.isoformat()
-    assert [j.id for j in await queue.list(call_sid="CA1")] == [job_id, second]
-    assert await queue.list(call_sid="CA2") == []
+    assert [j.id for j in await queue.list_jobs(call_sid="CA1")] == [job_id, second]
+    assert await queue.list_jobs(call_sid="CA2") == []
     assert await queue.get(10_000) is None
 
 
@@ -43,7 +43,7 @@ async def test_enqueue_validates(queue: JobQueue) -> None:
     with pytest.raises(ValueError):
         await queue.enqueue("x", {}, run_at=datetime(2030, 1, 1))  # naive
     with pytest.raises(ValueError):
-        await queue.list(status="exploded")  # type: ignore[arg-type]
+        await queue.list_jobs(status="exploded")  # type: ignore[arg-type]
 
 
 async def test_claim_takes_due_jobs_of_known_kinds(queue: JobQueue) -> None:
@@ -110,7 +110,7 @@ async def test_not_retryable_fails_at_once(queue: JobQueue) -> None:
     await queue.enqueue("k", {})
     [job] = await queue.claim(["k"], 1, lease_s=30, worker="w")
     assert await queue.settle_failure(job, "bad number", retryable=False, delay_s=0) == "failed"
-    [failed] = await queue.list(status="failed")
+    [failed] = await queue.list_jobs(status="failed")
     assert failed.attempts == 1 and failed.last_error == "bad number"
 
 
@@ -139,6 +139,6 @@ async def test_enqueue_many_is_all_or_nothing(queue: JobQueue) -> None:
     assert again[0] is None and again[1] is not None
     with pytest.raises(StoreQueryError):
         await queue.enqueue_many([JobSpec("a", {}, "CA2"), JobSpec(None, {}, "CA2")])  # type: ignore[arg-type]
-    assert await queue.list(call_sid="CA2") == []  # the first insert was rolled back with the second
+    assert await queue.list_jobs(call_sid="CA2") == []  # the first insert was rolled back with the second
     with pytest.raises(ValueError):
         JobSpec("x", {}, max_attempts=0)

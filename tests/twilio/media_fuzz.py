@@ -25,7 +25,8 @@ import pybase64
 from audio.align import TrackAligner
 from audio.errors import TimestampJumpError
 from audio.jitter import JitterBuffer
-from switchboard.twilio.errors import MAX_CLOSE_REASON_BYTES, CloseCode, ProtocolViolation
+from switchboard.close_codes import CloseCode
+from switchboard.twilio.errors import MAX_CLOSE_REASON_BYTES, ProtocolViolation
 from switchboard.twilio.media_bounds import MediaTimeGuard, MediaTimeLimits
 from switchboard.twilio.media_stream import Media, MediaStream, Start, Stop
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from switchboard.twilio.errors import CloseCode, ProtocolViolation
+from switchboard.close_codes import CloseCode
+from switchboard.twilio.errors import ProtocolViolation
 from switchboard.twilio.media_bounds import MediaTimeGuard, MediaTimeLimits
 
 LIMITS = MediaTimeLimits(max_jump_ms=5_000, max_speed=20.0, max_lead_ms=60_000)

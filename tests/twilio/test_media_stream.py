@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from switchboard.close_codes import CloseCode
 from switchboard.twilio.errors import (
     MAX_CLOSE_REASON_BYTES,
-    CloseCode,
     MediaStreamStateError,
     ProtocolViolation,
     TwilioError,
