@@ -2,7 +2,7 @@
 
 They feed :class:`audio.endpoint.Endpointer`. The accurate model detector (Silero) lives with the
 transcription code and implements the same :class:`SpeechDetector` protocol; these are the no-model options,
-good as a pre-gate or where the model is unavailable (``shared/protocols/offline-stt.md``, "VAD").
+good as a pre-gate or where the model is unavailable (their accuracy on our fixtures: ``scripts/vad_accuracy.py``).
 """
 
 from __future__ import annotations

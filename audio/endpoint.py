@@ -4,7 +4,7 @@ Any detector plugs in (energy, webrtcvad, Silero): the endpointer sees only ``(p
 frame, so frames may have any size and may differ in size. It keeps no audio; the consumer buffers audio from
 :attr:`Endpointer.retain_from` and cuts what each :class:`Utterance` names.
 
-Defaults are the settings that worked for Moonshine (``shared/protocols/offline-stt.md``, "Endpointing"):
+Defaults are the settings that worked for Moonshine on our fixtures (``scripts/vad_accuracy.py``):
 speech at probability ≥ 0.5, end after 0.5 s below, 0.2 s padding each side, at least 0.25 s of speech, forced
 cut before 10 s because Moonshine's decode time is super-linear and it loops when cut mid-word.
 

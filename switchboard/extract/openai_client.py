@@ -2,11 +2,12 @@
 
 The SDK retries connection errors, timeouts, 408/409/429 and 5xx itself (``max_retries``, honouring
 ``retry-after-ms``), so this module does not retry again: it translates whatever finally comes out into the
-:mod:`switchboard.extract.errors` tree, once, here. Two SDK leniencies are closed here (see
-``shared/protocols/openai.md``): a 200 body of ``{}`` parses to a completion with no ``choices``, and a truncated
-200 body raises a bare ``json.JSONDecodeError``. The raw response is therefore checked before the SDK parses it.
-The model's facts are then checked against the transcript (:func:`~switchboard.extract.ground.ground`): its
-values stay, the evidence is the grammar's where they agree and low where nothing said supports the value.
+:mod:`switchboard.extract.errors` tree, once, here. Two SDK leniencies are closed here (read in the openai SDK's
+``_base_client.py``; shapes: https://platform.openai.com/docs/api-reference/chat/object): a 200 body of ``{}``
+parses to a completion with no ``choices``, and a truncated 200 body raises a bare ``json.JSONDecodeError``. The raw
+response is therefore checked before the SDK parses it. The model's facts are then checked against the transcript
+(:func:`~switchboard.extract.ground.ground`): its values stay, the evidence is the grammar's where they agree and
+low where nothing said supports the value.
 """
 
 from __future__ import annotations

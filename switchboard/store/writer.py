@@ -23,6 +23,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from enum import Enum
 from pathlib import Path
 
 import orjson
@@ -95,6 +96,14 @@ class Spool:
         return segments
 
 
+class WriterState(Enum):
+    """The writer's lifecycle (whether the store is reachable is ``degraded``, a separate matter)."""
+
+    OPEN = "open"  # takes segments; run() writes them
+    CLOSING = "closing"  # aclose() was called: run() drains the queue, then returns
+    FINISHED = "finished"  # stopped for good: add() goes straight to the spool
+
+
 class SegmentWriter:
     """Batched, spool-backed writer of transcript segments. Not thread-safe: use it from the event loop."""
 
@@ -122,7 +131,8 @@ class SegmentWriter:
         self._progress = asyncio.Event()
         self._urgent = 0  # callers in wait_flushed(): write now rather than at the next tick
         self._stopped = asyncio.Event()
-        self._running = self._closing = self._finished = False
+        self._running = False  # inside run()
+        self._state = WriterState.OPEN
         self._degraded = self._spool_pending = False
         self._streak = 0  # consecutive retryable failures: the backoff grows with it
         self._retry_at = 0.0
@@ -131,7 +141,7 @@ class SegmentWriter:
 
     def add(self, segment: Segment) -> None:
         """Queue a segment; never waits. After the writer has stopped, the segment goes straight to the spool."""
-        if self._finished:
+        if self._state is WriterState.FINISHED:
             self._to_spool_sync([segment])
             return
         self._queue.append(segment)
@@ -142,6 +152,11 @@ class SegmentWriter:
             self._to_spool_sync(spill)
         elif len(self._queue) in (1, self._max_batch):
             self._wakeup.set()
+
+    @property
+    def _closing(self) -> bool:
+        """:meth:`aclose` was called: drain what is queued, then stop."""
+        return self._state is not WriterState.OPEN
 
     def settled(self) -> bool:
         """Nothing waits on the spool: every segment spooled during an outage has been replayed into the store."""
@@ -164,7 +179,7 @@ class SegmentWriter:
 
         If it crashes (the spool's disk is full while the store is down) it keeps what it holds in memory and
         re-raises; it may then be run again (the app's supervisor does, with backoff)."""
-        if self._running or self._finished:
+        if self._running or self._state is WriterState.FINISHED:
             raise RuntimeError("SegmentWriter.run() is running or has finished")
         self._running = True
         self._stopped.clear()
@@ -197,18 +212,19 @@ class SegmentWriter:
 
     def _finish(self) -> None:
         leftovers = self._inflight + list(self._queue)
-        self._inflight, self._finished = [], True
+        self._inflight, self._state = [], WriterState.FINISHED
         self._queue.clear()
         if leftovers:
             self._to_spool_sync(leftovers)
 
     async def aclose(self) -> None:
         """Flush what is queued (to the store, else the spool) and wait for :meth:`run` to return."""
-        self._closing = True
+        if self._state is WriterState.OPEN:
+            self._state = WriterState.CLOSING
         self._wakeup.set()
         if self._running:
             await self._stopped.wait()
-        elif not self._finished:
+        elif self._state is not WriterState.FINISHED:
             await self.run()  # never started: drain inline
 
     async def wait_flushed(self, timeout_s: float = 10.0) -> bool:

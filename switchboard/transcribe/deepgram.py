@@ -9,7 +9,8 @@ frames of linear16, a ``KeepAlive`` text frame whenever no audio went out for ``
 10 s without either closes the stream; after :meth:`~DeepgramStream.end`, ``Finalize`` then ``CloseStream``);
 the *receiver* turns messages into events. It calls ``recv()`` itself rather than the SDK's
 ``start_listening()``, which stops for good on a non-JSON text frame, and copes with ``recv()`` answering
-``None`` for message types this SDK does not know (shared/protocols/deepgram.md, "SDK quirks").
+``None`` for message types this SDK does not know (``listen/v1/socket_client.py`` of deepgram-sdk 7.x,
+https://github.com/deepgram/deepgram-python-sdk).
 
 Finals are assembled as the protocol note says: ``is_final`` pieces are concatenated up to ``speech_final``,
 an ``UtteranceEnd``, a ``from_finalize`` result or the end of the stream, and emitted as one event; interims

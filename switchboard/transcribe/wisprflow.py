@@ -7,9 +7,10 @@ a speech detector (webrtcvad by default, Silero if asked: :func:`~.vad.cloud_det
 at the end of the utterance the last packet is zero-padded, the session committed, and the next socket is
 opened ahead of need (also at stream open), so the handshake and auth round trip are off the critical path.
 
-Forced cuts (``max_utterance_ms``, 30 s here, well under the 6-minute cap) land at a low point up to
-``cut_search`` in the past, so packets are streamed eagerly only up to where no cut can fall; the rest goes
-at the cut, and the next session starts exactly there: no audio is sent twice or lost.
+Forced cuts (``max_utterance_ms``: 30 s by default, the app's chain cuts 2 s inside WisprFlow's stall limit; well
+under the 6-minute cap) land at a low point up to ``cut_search`` in the past, so packets are streamed eagerly only
+up to where no cut can fall; the rest goes at the cut, and the next session starts exactly there: no audio is sent
+twice or lost.
 
 Ordering: finals leave in utterance order; partials only for the oldest unfinished utterance (each replaces
 the previous). Any session failure is raised from the iterator as the session reported it (auth →

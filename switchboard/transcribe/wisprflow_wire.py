@@ -1,6 +1,6 @@
 """WisprFlow's websocket wire format, sans-I/O: messages out as text, server frames in as typed :class:`Reply`.
 
-From ``shared/protocols/wisprflow.md``: ``auth`` first, then ``append`` messages of equal-duration 16 kHz
+From https://api-docs.wisprflow.ai/websocket_api: ``auth`` first, then ``append`` messages of equal-duration 16 kHz
 PCM16 packets (base64; ``position`` = index of the first packet in the message; one RMS ``volumes`` entry per
 packet), then ``commit`` with ``total_packets``. Where the docs are vague the parser accepts every shape seen
 in public clients: the auth ack is ``{"status":"auth"}`` or ``info/session_started``; ``final`` sits at the

@@ -11,7 +11,7 @@ from typing import Final, Literal
 Track = Literal["inbound", "outbound"]
 
 
-class State(Enum):
+class StreamState(Enum):
     """Where the stream is; ``_TRANSITIONS`` holds the legal moves."""
 
     AWAITING_CONNECTED = "awaiting connected"
@@ -85,14 +85,14 @@ class Stop:
     sequence: int
 
 
-Event = Connected | Start | Media | Dtmf | Mark | Stop
+StreamEvent = Connected | Start | Media | Dtmf | Mark | Stop
 
 
 @dataclass(frozen=True, slots=True)
 class StreamStats:
     """A snapshot of what the stream has seen (its dicts are copies); counts only grow."""
 
-    state: State
+    state: StreamState
     messages: int  # every frame given to receive(), skipped ones included
     media: dict[str, int]  # media events per track
     media_bytes: dict[str, int]  # decoded μ-law bytes per track
@@ -106,5 +106,18 @@ class StreamStats:
         return {name: getattr(self, name) for name in self.__slots__} | {"state": self.state.value}
 
 
-__all__ = ["SUPPORTED_FORMAT", "Connected", "Dtmf", "Event", "Mark", "Media", "MediaFormat", "SkipReason", "Start",
-           "State", "Stop", "StreamStats", "Track"]
+__all__ = [
+    "SUPPORTED_FORMAT",
+    "Connected",
+    "Dtmf",
+    "Mark",
+    "Media",
+    "MediaFormat",
+    "SkipReason",
+    "Start",
+    "Stop",
+    "StreamEvent",
+    "StreamState",
+    "StreamStats",
+    "Track",
+]

@@ -29,14 +29,14 @@ from switchboard.twilio.events import (
     SUPPORTED_FORMAT,
     Connected,
     Dtmf,
-    Event,
     Mark,
     Media,
     MediaFormat,
     SkipReason,
     Start,
-    State,
     Stop,
+    StreamEvent,
+    StreamState,
     StreamStats,
     Track,
 )
@@ -51,20 +51,20 @@ _COUNTER_LIMIT: Final = 10**_MAX_DIGITS
 
 # For each state, the events allowed in it and the state each leads to; anything else is an illegal
 # move. STOPPED skips every message and FAILED refuses every message before this table is consulted.
-_TRANSITIONS: Final[dict[State, dict[str, State]]] = {
-    State.AWAITING_CONNECTED: {
-        "connected": State.AWAITING_START,
-        "start": State.STREAMING,  # connected lost: tolerated and counted
-        "stop": State.STOPPED,  # a call can end before its stream starts
+_TRANSITIONS: Final[dict[StreamState, dict[str, StreamState]]] = {
+    StreamState.AWAITING_CONNECTED: {
+        "connected": StreamState.AWAITING_START,
+        "start": StreamState.STREAMING,  # connected lost: tolerated and counted
+        "stop": StreamState.STOPPED,  # a call can end before its stream starts
     },
-    State.AWAITING_START: {"start": State.STREAMING, "stop": State.STOPPED},
-    State.STREAMING: {"media": State.STREAMING, "dtmf": State.STREAMING, "mark": State.STREAMING,
-                      "stop": State.STOPPED},
-    State.STOPPED: {},
-    State.FAILED: {},
+    StreamState.AWAITING_START: {"start": StreamState.STREAMING, "stop": StreamState.STOPPED},
+    StreamState.STREAMING: {"media": StreamState.STREAMING, "dtmf": StreamState.STREAMING,
+                            "mark": StreamState.STREAMING, "stop": StreamState.STOPPED},
+    StreamState.STOPPED: {},
+    StreamState.FAILED: {},
 }  # fmt: skip
-_STOPPED: Final = State.STOPPED  # hot-path aliases: one global lookup instead of two
-_STREAMING: Final = State.STREAMING
+_STOPPED: Final = StreamState.STOPPED  # hot-path aliases: one global lookup instead of two
+_STREAMING: Final = StreamState.STREAMING
 
 # A frozen dataclass's __init__ sets each field through object.__setattr__, which doubles the cost of
 # building a Media; setting the slots through their descriptors yields the same frozen object.
@@ -164,7 +164,7 @@ class MediaStream:
         self._max_payload_bytes = max_payload_bytes
         self._max_payload_b64 = (max_payload_bytes + 2) // 3 * 4
         self._expected_call_sid = expected_call_sid
-        self._state = State.AWAITING_CONNECTED
+        self._state = StreamState.AWAITING_CONNECTED
         self._allowed = _TRANSITIONS[self._state]
         self._failure: ProtocolViolation | None = None
         self._stream_sid: str | None = None
@@ -178,7 +178,7 @@ class MediaStream:
         self._missing_connected = False
 
     @property
-    def state(self) -> State:
+    def state(self) -> StreamState:
         return self._state
 
     @property
@@ -186,7 +186,7 @@ class MediaStream:
         """The ``streamSid`` from ``start``; later messages and outgoing frames carry it."""
         return self._stream_sid
 
-    def receive(self, text: str | bytes) -> list[Event]:
+    def receive(self, text: str | bytes) -> list[StreamEvent]:
         """Parse one WebSocket frame (``str`` = text frame, ``bytes`` = binary frame) into events.
 
         Raises :class:`ProtocolViolation` for input no Twilio stream may send; the parser is then FAILED
@@ -198,15 +198,15 @@ class MediaStream:
         try:
             return self._receive(text)
         except ProtocolViolation as exc:
-            self._set_state(State.FAILED)
+            self._set_state(StreamState.FAILED)
             self._failure = exc
             raise
 
-    def _set_state(self, state: State) -> None:
+    def _set_state(self, state: StreamState) -> None:
         self._state = state
         self._allowed = _TRANSITIONS[state]
 
-    def _receive(self, text: str | bytes) -> list[Event]:
+    def _receive(self, text: str | bytes) -> list[StreamEvent]:
         self._messages += 1
         if type(text) is not str:  # Twilio itself answers a binary frame with error 31950
             raise ProtocolViolation("binary frame; Media Streams is text only", CloseCode.UNSUPPORTED_DATA)
@@ -251,13 +251,13 @@ class MediaStream:
         if name == "start":
             what = "duplicate start"
         elif name == "connected":
-            what = "duplicate connected" if self._state is State.AWAITING_START else "connected after start"
+            what = "duplicate connected" if self._state is StreamState.AWAITING_START else "connected after start"
         else:
             what = f"{name} before start"
         reason = f"{what} (state {self._state.name}, event {name!r})"
         return ProtocolViolation(reason, CloseCode.POLICY_VIOLATION)
 
-    def _skip_unknown(self, msg: dict[str, Any]) -> list[Event]:
+    def _skip_unknown(self, msg: dict[str, Any]) -> list[StreamEvent]:
         """Twilio may add event types: skip them, but keep the shared sequence counter in step."""
         self._skipped[SkipReason.UNKNOWN_EVENT] += 1
         seq, last = msg.get("sequenceNumber"), self._last_seq
@@ -318,7 +318,7 @@ class MediaStream:
             custom_parameters=_custom_parameters(body),
             sequence=seq,
         )
-        self._missing_connected = self._state is State.AWAITING_CONNECTED
+        self._missing_connected = self._state is StreamState.AWAITING_CONNECTED
         self._stream_sid, self._call_sid, self._last_seq = stream_sid, call_sid, seq
         return event
 
@@ -438,12 +438,12 @@ class MediaStream:
         return self._frame("clear", {})
 
     def _frame(self, event: str, body: dict[str, Any]) -> str:
-        if self._state is not State.STREAMING:
+        if self._state is not StreamState.STREAMING:
             raise MediaStreamStateError(f"cannot send {event} in state {self._state.name}; needs STREAMING")
         return orjson.dumps({"event": event, "streamSid": self._stream_sid, **body}).decode()
 
 
-_HANDLERS: Final[dict[str, Callable[[MediaStream, dict[str, Any]], Event | None]]] = {
+_HANDLERS: Final[dict[str, Callable[[MediaStream, dict[str, Any]], StreamEvent | None]]] = {
     "connected": MediaStream._on_connected,
     "start": MediaStream._on_start,
     "media": MediaStream._on_media,
@@ -453,5 +453,19 @@ _HANDLERS: Final[dict[str, Callable[[MediaStream, dict[str, Any]], Event | None]
 }
 
 
-__all__ = ["SUPPORTED_FORMAT", "Connected", "Dtmf", "Event", "Mark", "Media", "MediaFormat", "MediaStream",
-           "SkipReason", "Start", "State", "Stop", "StreamStats", "Track"]
+__all__ = [
+    "SUPPORTED_FORMAT",
+    "Connected",
+    "Dtmf",
+    "Mark",
+    "Media",
+    "MediaFormat",
+    "MediaStream",
+    "SkipReason",
+    "Start",
+    "Stop",
+    "StreamEvent",
+    "StreamState",
+    "StreamStats",
+    "Track",
+]

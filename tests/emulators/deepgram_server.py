@@ -1,6 +1,7 @@
 """A Deepgram live-transcription server (``/v1/listen``) on loopback, with fault injection on command.
 
-It speaks the protocol of ``shared/protocols/deepgram.md`` closely enough that the real ``deepgram-sdk``
+It speaks the protocol of https://developers.deepgram.com/reference/speech-to-text-api/listen-streaming
+closely enough that the real ``deepgram-sdk``
 parses every message: ``Authorization: Token <key>`` is checked before the upgrade (401 with ``dg-error``
 otherwise), the query is validated (unknown model, bad encoding or rate → 400), binary audio (linear16 at 8
 or 16 kHz, mulaw at 8 kHz) is cut into utterances by the ``audio`` package's energy detector and endpointer

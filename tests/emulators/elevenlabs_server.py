@@ -1,7 +1,8 @@
 """An ElevenLabs text-to-speech server on loopback: ``stream-input`` (websocket) and ``/stream`` (HTTP), strict
 validation, real speech, injectable faults.
 
-Speaks ``shared/protocols/elevenlabs.md``. The websocket checks the key (``xi-api-key`` header or in the first
+Speaks https://elevenlabs.io/docs/api-reference/text-to-speech/v-1-text-to-speech-voice-id-stream-input.
+The websocket checks the key (``xi-api-key`` header or in the first
 message), requires ``{"text": " "}`` first and ``output_format=ulaw_8000``, buffers text by the
 ``chunk_length_schedule`` of the first message (cut at a word boundary), generates on ``flush`` and at end of input
 (``{"text": ""}`` → the rest, ``isFinal``, close 1000), and closes a socket that gets no text for

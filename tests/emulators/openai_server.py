@@ -7,7 +7,7 @@ scripted), made to conform to the schema the client sent. ``"stream": true`` req
 with tools) get a streamed answer instead (:mod:`tests.emulators.openai_chat`). Faults are injected for the next N
 requests or for all of them (``times=None``). Every request is logged in :attr:`OpenAIEmulator.requests`.
 
-See ``shared/protocols/openai.md`` for the wire shapes this follows.
+The wire shapes follow https://platform.openai.com/docs/api-reference/chat.
 """
 
 from __future__ import annotations

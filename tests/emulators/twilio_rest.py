@@ -6,7 +6,8 @@ resource and error shapes), and ``GET …/Messages.json`` (a filtered page, newe
 the next N requests (``times=None``: until :meth:`TwilioRestEmulator.clear`). Every request is logged in
 :attr:`TwilioRestEmulator.requests`; accepted messages and calls in :attr:`messages` / :attr:`calls`.
 
-Point the client at it with ``client.api.base_url = emu.base_url`` (``shared/protocols/twilio.md`` §f).
+Point the client at it with ``client.api.base_url = emu.base_url`` (the twilio client's own ``base_url``,
+https://github.com/twilio/twilio-python).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A WisprFlow websocket server on loopback: the documented protocol, strict validation, injectable faults.
 
-Speaks ``shared/protocols/wisprflow.md``: ``/api/v1/dash/ws`` (``api_key``) and ``/api/v1/dash/client_ws``
+Speaks https://api-docs.wisprflow.ai/websocket_api: ``/api/v1/dash/ws`` (``api_key``) and ``/api/v1/dash/client_ws``
 (``client_key``), key with or without ``Bearer ``; ``auth`` first; ``append`` checked (position, volumes,
 base64, equal ``packet_duration``, sample count, a RIFF header stripped); ``commit`` checked against the packets
 received, answered with ``info/commit_received`` and then the final, whose words the recogniser takes from all

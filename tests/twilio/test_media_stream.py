@@ -24,14 +24,14 @@ from switchboard.twilio.media_stream import (
     SUPPORTED_FORMAT,
     Connected,
     Dtmf,
-    Event,
     Mark,
     Media,
     MediaStream,
     SkipReason,
     Start,
-    State,
     Stop,
+    StreamEvent,
+    StreamState,
 )
 
 FRAMES = Path(__file__).parent / "frames"
@@ -54,7 +54,7 @@ def msg(event: str, seq: int, **body: Any) -> str:
     return orjson.dumps({"event": event, "sequenceNumber": str(seq), "streamSid": SID, **body}).decode()
 
 
-def first_media(events: list[Event]) -> Media:
+def first_media(events: list[StreamEvent]) -> Media:
     assert len(events) == 1 and isinstance(events[0], Media)
     return events[0]
 
@@ -85,7 +85,7 @@ def test_golden_call_parses_to_typed_events_in_order() -> None:
         assert event.payload == base64.b64decode(raw["media"]["payload"]) and len(event.payload) == 160
         assert event.sequence == int(raw["sequenceNumber"])
     assert events[-3:] == [Dtmf("inbound", "7", 10), Mark("tts-42", 11), Stop(CALL_SID, 12)]
-    assert ms.state is State.STOPPED
+    assert ms.state is StreamState.STOPPED
 
 
 def test_golden_call_stats() -> None:
@@ -108,11 +108,11 @@ def test_states_move_through_the_protocol() -> None:
         ms.receive(line)
         seen.append(ms.state)
     assert seen == [
-        State.AWAITING_CONNECTED,
-        State.AWAITING_START,
-        State.STREAMING,
-        State.STREAMING,
-        State.STOPPED,
+        StreamState.AWAITING_CONNECTED,
+        StreamState.AWAITING_START,
+        StreamState.STREAMING,
+        StreamState.STREAMING,
+        StreamState.STOPPED,
     ]
     assert ms.stream_sid == SID
 
@@ -148,7 +148,7 @@ def test_broken_frame_raises_with_close_code_and_reason(case: dict[str, Any]) ->
         ms.receive(text)
     assert info.value.close_code == case["close_code"]
     assert case["reason"] in info.value.reason
-    assert ms.state is State.FAILED
+    assert ms.state is StreamState.FAILED
 
 
 def test_binary_frame_is_unsupported_data() -> None:
@@ -234,7 +234,7 @@ def test_unknown_events_are_skipped_and_keep_the_sequence_in_step() -> None:
 
 def test_unknown_event_before_start_is_skipped() -> None:
     ms = MediaStream()
-    assert ms.receive(msg("hello", 99)) == [] and ms.state is State.AWAITING_CONNECTED
+    assert ms.receive(msg("hello", 99)) == [] and ms.state is StreamState.AWAITING_CONNECTED
 
 
 def test_everything_after_stop_is_skipped() -> None:
@@ -243,7 +243,7 @@ def test_everything_after_stop_is_skipped() -> None:
         ms.receive(line)
     for late in (media(13), CALL_LINES[-1], "{not json", CALL_LINES[1]):
         assert ms.receive(late) == []
-    assert ms.stats().skipped[SkipReason.AFTER_STOP] == 4 and ms.state is State.STOPPED
+    assert ms.stats().skipped[SkipReason.AFTER_STOP] == 4 and ms.state is StreamState.STOPPED
 
 
 def test_sequence_gap_counts_lost_messages_and_keeps_the_message() -> None:
@@ -264,7 +264,7 @@ def test_repeated_or_older_sequence_is_skipped(seq: int) -> None:
     assert ms.receive(msg("dtmf", seq, dtmf={"track": "inbound_track", "digit": "1"})) == []
     assert ms.receive(msg("mark", seq, mark={"name": "m"})) == []
     assert ms.receive(msg("stop", seq, stop={"callSid": CALL_SID})) == []
-    assert ms.state is State.STREAMING
+    assert ms.state is StreamState.STREAMING
     stats = ms.stats()
     assert stats.skipped[SkipReason.NON_INCREASING_SEQUENCE] == 4 and stats.media["inbound"] == 2
 
@@ -280,7 +280,7 @@ def test_empty_payload_is_skipped_and_counted() -> None:
 def test_stop_before_start_ends_the_stream() -> None:
     ms = stream_after("connected", expected_call_sid=CALL_SID)
     stop = msg("stop", 1, stop={"accountSid": "AC1", "callSid": CALL_SID})
-    assert ms.receive(stop) == [Stop(CALL_SID, 1)] and ms.state is State.STOPPED
+    assert ms.receive(stop) == [Stop(CALL_SID, 1)] and ms.state is StreamState.STOPPED
 
 
 def test_stop_before_start_for_another_call_is_refused() -> None:

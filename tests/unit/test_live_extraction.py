@@ -12,14 +12,19 @@ from switchboard.live_extraction import LiveExtraction
 
 
 class CountingExtractor:
+    """Reports each run (loop time at its start, the transcript it saw) on ``runs``, for the test to await."""
+
     def __init__(self) -> None:
         self.seen: list[str] = []
+        self.runs: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
         self._offline = OfflineExtractor()
 
     async def extract(self, transcript: Transcript):  # type: ignore[no-untyped-def]
+        started = asyncio.get_running_loop().time()
         self.seen.append(transcript.render())
-        await asyncio.sleep(0.01)
-        return await self._offline.extract(transcript)
+        result = await self._offline.extract(transcript)
+        self.runs.put_nowait((started, transcript.render()))
+        return result
 
 
 async def test_caller_speech_triggers_debounced_runs_published_live() -> None:
@@ -28,16 +33,14 @@ async def test_caller_speech_triggers_debounced_runs_published_live() -> None:
     live = LiveExtraction("CA1", extractor, hub, policy=IncrementalExtractor(min_interval_s=0.2, max_runs=5))
     loop = asyncio.create_task(live.run())
     try:
-        live.note_final("agent", "Northgate maintenance, how can I help?", 0)
-        await asyncio.sleep(0.05)
-        assert extractor.seen == []  # agent speech alone never triggers
+        live.note_final("agent", "Northgate maintenance, how can I help?", 0)  # agent speech alone: no run
         live.note_final("caller", "There's a gas smell in my kitchen, it's an emergency.", 2000)
-        await asyncio.sleep(0.05)
+        first_at, first = await asyncio.wait_for(extractor.runs.get(), 5)
+        assert "gas smell" in first and "LS6 2AB" not in first
         live.note_final("caller", "My postcode is LS6 2AB.", 5000)  # within the debounce interval
-        await asyncio.sleep(0.05)
-        assert len(extractor.seen) == 1
-        await asyncio.sleep(0.3)
-        assert len(extractor.seen) == 2 and "LS6 2AB" in extractor.seen[1]
+        second_at, second = await asyncio.wait_for(extractor.runs.get(), 5)
+        assert "LS6 2AB" in second and second_at - first_at >= 0.2  # waited out the interval, then ran
+        assert extractor.runs.empty() and len(extractor.seen) == 2
     finally:
         live.close()
         await asyncio.wait_for(loop, 1)
