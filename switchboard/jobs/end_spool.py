@@ -88,6 +88,7 @@ class CallEndSpool:
     applied: int = 0
 
     def pending(self) -> int:
+        """Ends of calls on disk, not yet applied (a directory listing: small, and only while the database is down)."""
         return len(self._files())
 
     async def put(self, end: CallEnd) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import datetime
 from typing import Any
@@ -237,6 +238,9 @@ async def readyz(request: Request) -> Response:
         archive = _plain(services.post_call.spool.backlog())
         archive["last_error"] = public_error(archive["last_error"])
         checks["archive"] = archive
+        end_spool = services.post_call.end_spool
+        if end_spool is not None:  # ends of calls the database missed, waiting on disk
+            checks["call_ends_spooled"] = await asyncio.to_thread(end_spool.pending)
         try:
             checks["jobs"] = _plain(await services.post_call.queue.stats())
         except StoreError as exc:

@@ -99,10 +99,13 @@ async def test_database_down_at_call_end_then_back(pg_proxy: PgProxy, tmp_path: 
             _, params = await call.answer()
             await stream_until_stop(server, call, params, pg_proxy.stop)
             await wait_spooled(server)  # the end is on disk while the database is away
+            ready = (await http.get("/readyz")).json()
+            assert ready["checks"]["call_ends_spooled"] == 1, ready["checks"]
             await pg_proxy.start()
             body = await finished(server, http, call.call_sid)
             check(body)
             assert await spooled(server) == []
+            assert (await http.get("/readyz")).json()["checks"]["call_ends_spooled"] == 0
     finally:
         await pool.aclose()
 
