@@ -17,6 +17,7 @@ import json
 import math
 import os
 import secrets
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -313,23 +314,51 @@ class Settings:
 
 
 def load_local_secrets(data_dir: Path, *, create: bool) -> dict[str, str]:
-    """The generated dev secrets of a data dir (created with mode 0600 when asked and missing)."""
+    """The generated dev secrets of a data dir (created when asked and missing).
+
+    The file is opened without following a symlink (one planted there could point our secrets anywhere, or feed
+    us someone else's) and must be a regular file; its mode is made 0600 every time, not only on create.
+    """
     path = data_dir / "secrets.json"
-    if path.exists():
-        try:
-            found = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read {path}: {exc}") from exc
-        if isinstance(found, dict) and {"twilio_auth_token", "api_token"} <= found.keys():
-            return {k: str(v) for k, v in found.items()}
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        fd = -1
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path} (a symlink is refused): {exc}") from exc
+    if fd >= 0:
+        found = _read_secrets(fd, path)
+        if found is not None:
+            return found
     if not create:
         return {}
     made = {"twilio_auth_token": secrets.token_hex(16), "api_token": secrets.token_urlsafe(24)}
     data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc}") from exc
     with os.fdopen(fd, "w") as fh:
+        os.fchmod(fh.fileno(), 0o600)  # O_CREAT's mode does not apply to a file that already existed
         json.dump(made, fh)
     return made
+
+
+def _read_secrets(fd: int, path: Path) -> dict[str, str] | None:
+    """The secrets in an open ``secrets.json``, its mode tightened to 0600; None if it lacks them."""
+    with os.fdopen(fd, "r") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{path} is not a regular file")
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            os.fchmod(fh.fileno(), 0o600)
+        try:
+            found = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from exc
+    if isinstance(found, dict) and {"twilio_auth_token", "api_token"} <= found.keys():
+        return {k: str(v) for k, v in found.items()}
+    return None
 
 
 def _secret(env: Mapping[str, str], name: str) -> Secret | None:

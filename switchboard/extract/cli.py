@@ -14,7 +14,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from audio.errors import AudioError
+from audio.errors import AudioError, UnsupportedRateError
+from audio.resample import SUPPORTED_RATES
 from audio.wav import WavReader
 from switchboard.extract.errors import InvalidTranscript
 from switchboard.extract.extractor import FallbackExtractor
@@ -26,6 +27,10 @@ async def run_extract(path: Path, *, as_json: bool, settings_env: Mapping[str, s
     """Print the extraction of ``path``; 0 on success, 2 when the file cannot be read as a call."""
     try:
         transcript = await load_transcript(path)
+    except UnicodeDecodeError as exc:
+        print(f"switchboard extract: {path}: not UTF-8 text (byte {exc.start}); save the transcript as UTF-8",
+              file=sys.stderr)
+        return 2
     except (OSError, InvalidTranscript, AudioError) as exc:
         print(f"switchboard extract: {path}: {exc}", file=sys.stderr)
         return 2
@@ -56,8 +61,13 @@ async def load_transcript(path: Path) -> Transcript:
 
 
 def _check_wav(path: Path) -> None:
-    with WavReader(path):
-        pass
+    """Refuse what the transcription path cannot take, before the recogniser loads (its errors would surface from
+    inside a task group as a traceback)."""
+    with WavReader(path) as wav:
+        if wav.sample_rate not in SUPPORTED_RATES:
+            rates = ", ".join(map(str, sorted(SUPPORTED_RATES)))
+            raise UnsupportedRateError(f"{wav.sample_rate} Hz recordings are not supported (rates: {rates} Hz); "
+                                       f"convert it first, e.g. sox {path.name} -r 16000 converted.wav")
 
 
 def build_extractor(env: Mapping[str, str]) -> FallbackExtractor:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from switchboard.live.errors import Overflow
-from switchboard.live.events import CallEnded, LiveEvent, Resync, TranscriptUpdate, WireEvent, as_json
+from switchboard.live.events import CallEnded, CallStarted, LiveEvent, Resync, TranscriptUpdate, WireEvent, as_json
 
 
 class LivePublisher(Protocol):
@@ -42,7 +42,9 @@ class TranscriptHub(LivePublisher, Protocol):
 class _CallLog:
     events: deque[WireEvent]
     next_seq: int = 1
-    ended: bool = False
+    live: bool = False
+    """Between ``call.started`` and ``call.ended``: never evicted. Every other call (ended, or known only from
+    status callbacks) is *idle* and may be forgotten beyond the retention bound, oldest idle first."""
 
 
 @dataclass(eq=False)
@@ -105,7 +107,8 @@ class InMemoryHub:
         self._queue_size = queue_size
         self._per_call = per_call
         self._retain_calls = retain_calls
-        self._calls: OrderedDict[str, _CallLog] = OrderedDict()
+        self._calls: dict[str, _CallLog] = {}
+        self._idle: OrderedDict[str, None] = OrderedDict()  # calls not live, in the order they became idle
         self._all: deque[WireEvent] = deque(maxlen=global_backlog)
         self._ids = itertools.count(1)
         self._last_id = 0
@@ -116,16 +119,22 @@ class InMemoryHub:
         every subscriber of the call and of all calls; returns the stamped JSON object."""
         log = self._calls.get(call_sid)
         if log is None:
-            log = self._calls[call_sid] = _CallLog(deque(maxlen=self._per_call))
             self._evict()
+            log = self._calls[call_sid] = _CallLog(deque(maxlen=self._per_call))
+            self._idle[call_sid] = None
         stamped = {**as_json(event), "call_sid": call_sid, "seq": log.next_seq, "id": next(self._ids)}
         self._last_id = stamped["id"]
         log.next_seq += 1
         if not (isinstance(event, TranscriptUpdate) and not event.is_final):  # partials are superseded: not kept
             log.events.append(stamped)
             self._all.append(stamped)
-        if isinstance(event, CallEnded):
-            log.ended = True
+        if isinstance(event, CallStarted):
+            log.live = True
+            self._idle.pop(call_sid, None)
+        elif isinstance(event, CallEnded):
+            log.live = False
+            self._idle[call_sid] = None
+            self._idle.move_to_end(call_sid)
         for key in (call_sid, None):
             for sub in self._subs.get(key, ()):
                 sub.offer(stamped)
@@ -179,7 +188,8 @@ class InMemoryHub:
         }
 
     def _evict(self) -> None:
-        """Forget the oldest ended calls beyond the retention bound (live calls are never evicted)."""
-        excess = len(self._calls) - self._retain_calls
-        for sid in [s for s, log in self._calls.items() if log.ended][:max(0, excess)]:
+        """Make room for one more call: forget the oldest idle calls beyond the retention bound, O(1) each (live
+        calls are never evicted; there are at most as many as the instance admits)."""
+        while len(self._calls) >= self._retain_calls and self._idle:
+            sid, _ = self._idle.popitem(last=False)
             del self._calls[sid]

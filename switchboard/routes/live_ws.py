@@ -26,8 +26,8 @@ async def live(ws: WebSocket) -> None:
         await ws.close(CloseCode.POLICY_VIOLATION, "missing or invalid token or session")
         return
     after_raw = ws.query_params.get("after", "0")
-    if not after_raw.isdigit():
-        await ws.close(CloseCode.POLICY_VIOLATION, "after must be a non-negative integer")
+    if not (after_raw.isascii() and after_raw.isdigit() and len(after_raw) <= 18):  # '²'.isdigit(), int('²') fails
+        await ws.close(CloseCode.POLICY_VIOLATION, "after must be a non-negative decimal integer")
         return
     await ws.accept()
     call_sid = ws.path_params.get("call_sid")

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from switchboard.live import InMemoryHub, Overflow
-from switchboard.live.events import CallEnded, TranscriptUpdate
+from switchboard.live.events import CallEnded, CallStarted, CallStatus, TranscriptUpdate
 
 
 def final(text: str, is_final: bool = True) -> TranscriptUpdate:
@@ -116,3 +116,16 @@ async def test_close_ends_subscriptions_and_ended_calls_are_evicted_beyond_reten
     sub = hub.subscribe("CA3", after=2)
     hub.close()
     assert [e async for e in sub] == []
+
+
+async def test_status_only_calls_are_forgotten_beyond_retention_but_live_calls_never() -> None:
+    hub = InMemoryHub(retain_calls=50)
+    hub.publish("CAlive", CallStarted("MZ1", ("inbound", "outbound"), "2026-01-01T00:00:00+00:00"))
+    for n in range(10_000):  # status callbacks of calls that never streamed here (another instance, busy, ...)
+        hub.publish(f"CA{n}", CallStatus("completed"))
+    assert hub.stats()["calls"] == 50
+    assert hub.last_seq("CAlive") == 1 and hub.last_seq("CA9999") == 1 and hub.last_seq("CA0") == 0
+    hub.publish("CAlive", CallEnded("stop", 0, "2026-01-01T00:00:01+00:00", ""))
+    for n in range(50):
+        hub.publish(f"CB{n}", CallStatus("ringing"))
+    assert hub.last_seq("CAlive") == 0  # ended: now the oldest idle call, forgotten like the rest
