@@ -63,12 +63,12 @@ async def test_spooled_end_is_applied_when_the_database_and_the_transcript_are_b
         call = await store.get_call(SID)
         assert call is not None and call.ended_at == T0.replace(minute=5) and call.end_reason == "stop"
         assert call.recording_incomplete and call.media_ms == 300_000
-        assert [job.kind for job in await handlers.queue.list(call_sid=SID)] == ["extract"]
+        assert [job.kind for job in await handlers.queue.list_jobs(call_sid=SID)] == ["extract"]
         # applying the same end again (a crash between the database write and the unlink) changes nothing
         await apply_call_end(store, handlers, an_end(reason="a later, different end"))
         again = await store.get_call(SID)
         assert again is not None and again.end_reason == "stop"
-        assert len(await handlers.queue.list(call_sid=SID)) == 1
+        assert len(await handlers.queue.list_jobs(call_sid=SID)) == 1
     finally:
         await store.close()
 
