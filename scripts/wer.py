@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--fixtures", type=Path, default=Path(__file__).resolve().parent.parent / "fixtures")
     parser.add_argument("--only", default="", help="score only fixtures whose name contains this")
-    parser.add_argument("--workers", type=int, default=1, help="recogniser threads (≈450 MB each)")
+    parser.add_argument("--workers", type=int, default=1, help="recogniser threads (≈560 MB each)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     args = parser.parse_args(argv)
     paths = sorted(p for p in args.fixtures.glob("*.wav")
