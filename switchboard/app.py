@@ -87,6 +87,19 @@ def _metrics(registry: CallRegistry, hub: InMemoryHub, writer: SegmentWriter,
     return metrics
 
 
+def _operating_metrics(metrics: Metrics, life: Lifecycle) -> None:
+    admission, supervisor = life.admission, life.supervisor
+    metrics.gauge("switchboard_websockets_open", "Open websockets (media streams and live subscribers)",
+                  lambda: admission.stats().connections)
+    metrics.gauge("switchboard_calls_refused", "Calls turned away since start (at capacity or draining)",
+                  lambda: admission.stats().refused_calls)
+    metrics.gauge("switchboard_websockets_refused", "Websockets refused since start (over the connection cap)",
+                  lambda: admission.stats().refused_connections)
+    metrics.gauge("switchboard_draining", "1 while the instance drains after SIGTERM", lambda: admission.draining)
+    metrics.gauge("switchboard_tasks_dead", "Essential background tasks given up for dead (/healthz fails)",
+                  lambda: len(supervisor.dead()))
+
+
 def _provider_states(breakers: CircuitBreakerBoard) -> list[tuple[dict[str, str], float]]:
     """One-hot state series per provider, the Prometheus way to export an enum."""
     return [({"provider": name, "state": state.value}, 1.0 if snap["state"] == state.value else 0.0)
@@ -148,6 +161,7 @@ async def _services(settings: Settings, life: Lifecycle, transcriber: Transcribe
         hub = InMemoryHub(queue_size=settings.live_queue)
         registry = life.registry
         metrics = _metrics(registry, hub, writer, breakers, loop_lag)
+        _operating_metrics(metrics, life)
         # Its loops stop (LIFO exit-stack callbacks: post-call services, then the writer) before the supervisor
         # cancels what is left (loops waiting out a backoff), the store after that.
         supervisor = await stack.enter_async_context(life.supervisor)

@@ -128,6 +128,7 @@ async def test_over_the_call_cap_the_webhook_answers_busy_and_the_stream_is_refu
     form = {"CallSid": second.call_sid, "AccountSid": "AC" + "0" * 32, "From": "+447700900003",
             "To": "+447700900002", "CallStatus": "ringing", "Direction": "inbound"}
     assert busy(await post_signed(http, server.target, "/api/twilio/voice", form))
+    assert "switchboard_calls_refused 1" in (await http.get("/metrics")).text
     async with connect(stream_url(server), additional_headers=signed(server)) as ws:
         token = stream_token(AUTH_TOKEN, second.call_sid, now=time.time(), ttl_s=60)
         await ws.send(second.start({"token": token}))  # a valid token, no slot
