@@ -16,8 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from switchboard.replay.fixture import build_schedule
-from switchboard.replay.twilio_fake import Target, new_sid, replay_call, sign_webhook
-from switchboard.tokens import stream_token
+from switchboard.replay.twilio_fake import Target, new_sid, parse_stream, post_signed, replay_call, sign_webhook
 from switchboard.twilio.signature import sign_websocket
 from tests.e2e.conftest import free_port, fresh_database
 
@@ -64,10 +63,29 @@ async def test_no_secret_in_any_log_line(pg_dsn: str, tmp_path: Path) -> None:
             assert (await http.get(f"/api/calls?token={API}")).status_code == 401  # REST takes the header only
             assert (await http.get("/api/calls", headers={"Authorization": f"Bearer {API}"})).status_code == 200
             assert (await http.get("/api/calls", headers={"Authorization": "Bearer wrong-token-1"})).status_code == 401
-            result = await replay_call(Target(base, base, AUTH, API), build_schedule(FIXTURE), speed=0, client=http)
+            target = Target(base, base, AUTH, API)
+            result = await replay_call(target, build_schedule(FIXTURE), speed=0, client=http)
             call_sid = result.call_sid
-            secrets.add(stream_token(AUTH, call_sid))
-            secrets.add(sign_webhook(AUTH, base + "/api/twilio/voice", {"CallSid": call_sid}))
+            # a second call by hand, to know its webhook signature and its stream token (which it then uses)
+            form = {"CallSid": new_sid("CA"), "From": "+447700900001", "CallStatus": "ringing"}
+            secrets.add(sign_webhook(AUTH, base + "/api/twilio/voice", form))
+            stream_url, params = parse_stream(await post_signed(http, target, "/api/twilio/voice", form))
+            secrets.add(params["token"])
+            signature = sign_websocket(AUTH, stream_url)
+            async with connect(stream_url, additional_headers={"X-Twilio-Signature": signature}) as ws:
+                stream_sid = new_sid("MZ")
+                await ws.send(orjson.dumps({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
+                                            "start": {"accountSid": "AC" + "0" * 32, "streamSid": stream_sid,
+                                                      "callSid": form["CallSid"], "tracks": ["inbound"],
+                                                      "customParameters": params,
+                                                      "mediaFormat": {"encoding": "audio/x-mulaw",
+                                                                      "sampleRate": 8000, "channels": 1}}}).decode())
+                await ws.send(orjson.dumps({"event": "stop", "sequenceNumber": "2", "streamSid": stream_sid,
+                                            "stop": {"accountSid": "AC" + "0" * 32,
+                                                     "callSid": form["CallSid"]}}).decode())
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 10)
+            assert ws.close_code == 1000  # the token was accepted: it really is this call's
             async with connect(f"{ws_base}/api/live/{call_sid}?token={API}") as live:  # the browser's way
                 await asyncio.wait_for(live.recv(), 10)
             with pytest.raises(InvalidStatus):  # a forged handshake signature
