@@ -1,7 +1,7 @@
 """The post-call jobs: what runs, durably, after a call has ended.
 
     call end ──enqueue──▶ extract:{sid} ──stores the final extraction, then enqueues──▶ lead:{sid}
-             └─enqueue──▶ archive:{sid}                                             └▶ sms:{sid}  (emergency only)
+             └─enqueue──▶ archive:{key}                                             └▶ sms:{sid}  (emergency only)
 
 Every handler is idempotent, because a job may run more than once: the final extraction is stored at most once
 per call (a re-run reads the stored one), follow-ups are enqueued under dedupe keys, the lead upsert is idempotent
@@ -93,7 +93,8 @@ class PostCallHandlers:
         specs = [JobSpec("extract", {"call_sid": call_sid}, call_sid, f"extract:{call_sid}")]
         if self.spool is not None and recording_path is not None and recording_key is not None:
             payload = {"call_sid": call_sid, "recording_path": str(recording_path), "recording_key": recording_key}
-            specs.append(JobSpec("archive", payload, call_sid, f"archive:{call_sid}"))
+            # one per recording: a second stream of the call records under another key and is archived too
+            specs.append(JobSpec("archive", payload, call_sid, f"archive:{recording_key}"))
         await self.queue.enqueue_many(specs)
 
     async def extract(self, job: Job) -> Mapping[str, Any]:

@@ -124,6 +124,8 @@ async def test_second_stream_with_a_second_webhook_token_records_beside_the_firs
         stored = await second_end(call)
         with WavReader(server.settings.data_dir / stored["recording_key"]) as wav:
             assert wav.n_frames == 8000  # the second stream's own second of audio
+        archived = {job["payload"]["recording_key"] for job in stored["jobs"] if job["kind"] == "archive"}
+        assert {Path(key).name for key in archived} == set(after)  # each recording is archived
 
 
 async def test_expired_token_is_refused(dsn: str, tmp_path: Path) -> None:
