@@ -314,7 +314,7 @@ class DeepgramTranscriber:
                  keepalive_s: float = 4.0, connect_timeout_s: float = 5.0, close_timeout_s: float = 2.0,
                  max_backlog_ms: int = 10_000) -> None:
         if not api_key:
-            raise ProviderAuthError("no API key", provider=PROVIDER)
+            raise ProviderAuthError("no API key (set DEEPGRAM_API_KEY)", provider=PROVIDER)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", r"websockets\.(legacy|exceptions\.InvalidStatusCode)",
                                     DeprecationWarning)

@@ -278,7 +278,7 @@ class WisprFlowTranscriber:
         """``clock``: what the auth and final timeouts are measured on (the app passes the loop-lag monitor's
         effective time, so our own overload is not blamed on WisprFlow); None = the event loop's clock."""
         if not api_key:
-            raise ValueError("WisprFlow needs an API key")
+            raise ValueError("WisprFlow needs an API key (set WISPRFLOW_API_KEY)")
         if not 250 <= packet_ms <= 1000:
             raise ValueError(f"packet_ms must be in 250..1000 (the docs advise ~1 s), got {packet_ms}")
         if urlsplit(ws_url).scheme not in ("ws", "wss"):
