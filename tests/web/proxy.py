@@ -4,6 +4,8 @@ browser, a server that dropped its sockets and then answered again."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 
 
 class TcpProxy:
@@ -18,6 +20,10 @@ class TcpProxy:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def serving(self) -> bool:
+        return self._server is not None
+
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -27,6 +33,9 @@ class TcpProxy:
         if self._server is not None:
             self._server.close()
             for writer in list(self._writers):
+                sock = writer.get_extra_info("socket")
+                if sock is not None:  # linger 0: the close is a TCP reset, which the peer sees at once
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 writer.transport.abort()
             await self._server.wait_closed()
             self._server = None

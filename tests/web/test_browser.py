@@ -105,8 +105,8 @@ async def sign_in(page: Any, base: str) -> None:
 
 
 async def start_call(rig: Rig, client: httpx.AsyncClient, *, gate: asyncio.Event | None = None,
-                     ) -> asyncio.Task[CallResult]:
-    return asyncio.create_task(replay_call(rig.server.target, build_schedule(LEEDS), speed=SPEED, client=client,
+                     speed: float = SPEED) -> asyncio.Task[CallResult]:
+    return asyncio.create_task(replay_call(rig.server.target, build_schedule(LEEDS), speed=speed, client=client,
                                            end_timeout_s=120, media_gate=gate))
 
 
@@ -232,7 +232,7 @@ async def test_failover_and_a_dropped_live_connection_resume_with_no_gap_and_no_
     try:
         async with httpx.AsyncClient(timeout=60) as client:
             gate = asyncio.Event()
-            replay = await start_call(rig, client, gate=gate)
+            replay = await start_call(rig, client, gate=gate, speed=2.0)  # slower: the cut must fall mid-call
             card = page.locator("#board .card").first
             await card.wait_for()
             sid = await card.get_attribute("data-sid")
@@ -241,17 +241,21 @@ async def test_failover_and_a_dropped_live_connection_resume_with_no_gap_and_no_
                                additional_headers=rig.server.auth()) as watcher:
                 gate.set()
                 await page.locator("#timeline .switch", has_text="deepgram → local").first.wait_for()
-                await page.locator("#transcript .line:not(.interim)").nth(1).wait_for()
+                await page.locator("#transcript .line:not(.interim)").first.wait_for()
                 shown_before = len(await final_lines(page))
+                await drain(watcher)
+                assert not replay.done()
                 await rig.proxy.cut()
-                missed = await finals_published(watcher, count=2)  # finals the browser cannot have received
                 await page.locator("#conn[data-state=reconnecting]").wait_for()
+                missed = await finals_published(watcher, count=2)  # finals the browser cannot have received
                 await rig.proxy.start()
                 await page.locator("#conn[data-state=live]").wait_for()
                 await page.locator("#player:not([hidden])").wait_for(timeout=90_000)
             result = await replay
     finally:
         rig.deepgram.clear_faults()
+        if rig.proxy.port and not rig.proxy.serving:
+            await rig.proxy.start()
     stored = await stored_call(rig, result.call_sid)
     lines = await final_lines(page)
     assert lines == stored_lines(stored)  # no gap, no duplicate
@@ -260,6 +264,16 @@ async def test_failover_and_a_dropped_live_connection_resume_with_no_gap_and_no_
     switches = [(s["track"], s["from"], s["to"]) for s in stored["stats"]["switches"]]
     assert ("inbound", "deepgram", "local") in switches
     assert "local" in stored["providers"] and page.errors == []
+
+
+async def drain(watcher: Any) -> None:
+    """Read what the watcher has been sent so far, so the next events read are the ones published from now on."""
+    while True:
+        try:
+            async with asyncio.timeout(0.3):
+                await watcher.recv()
+        except TimeoutError:
+            return
 
 
 async def finals_published(watcher: Any, count: int) -> list[str]:
@@ -314,6 +328,7 @@ async def newest_replayed_call(rig: Rig) -> str:
     return str(calls[0]["call_sid"])
 
 
+AGENT_TURN = "Thanks, an engineer will call you back within the hour."
 XSS = ['<script>window.__xss = 1</script>', '<img src=x onerror="window.__xss = 2">',
        'javascript:window.__xss = 3', '"><svg onload="window.__xss = 4">']
 
@@ -327,8 +342,9 @@ async def test_what_callers_said_stays_text(page: Any, rig: Rig) -> None:
     await store.stream_started(sid, stream_sid="MZ" + "f" * 32, at=at)
     await store.end_call(sid, at=at, reason="stop", media_ms=4000, recording_key=None, recording_status=None,
                          providers=["local"], stats={})
-    await store.add_segments([Segment(sid, "inbound", i + 1, i * 1000, i * 1000 + 900, text, "local")
-                              for i, text in enumerate(XSS)])
+    await store.add_segments([*(Segment(sid, "inbound", i + 1, i * 1000, i * 1000 + 900, text, "local")
+                                for i, text in enumerate(XSS)),
+                              Segment(sid, "outbound", 1, 4500, 5200, AGENT_TURN, "tts")])  # the voice agent's turn
     await store.add_extraction(sid, {"caller_name": XSS[0], "address": XSS[2], "postcode": None, "urgency": "urgent",
                                      "callback_number": None, "issue_category": "other", "summary": XSS[3],
                                      "lead_segment": "other"}, "offline", None, None, final=True)
@@ -336,8 +352,10 @@ async def test_what_callers_said_stays_text(page: Any, rig: Rig) -> None:
                                             urgency="urgent"))
     await sign_in(page, rig.base)
     await page.goto(f"{rig.base}/calls/{sid}")
-    await page.locator("#transcript .line").nth(3).wait_for()
-    assert [t for _, t in await final_lines(page)] == XSS
+    await page.locator("#transcript .line").nth(4).wait_for()
+    assert await final_lines(page) == [*(("Caller", t) for t in XSS), ("Agent", AGENT_TURN)]
+    agent = page.locator("#transcript .line").nth(4)
+    assert await agent.get_attribute("class") == "line agent" and await agent.locator(".prov").text_content() == "tts"
     assert await page.text_content("#title") == f"{XSS[1]} · {XSS[0]}"
     assert await page.text_content("[data-field=address]") == XSS[2]
     await page.goto(f"{rig.base}/calls?q=svg")
