@@ -16,4 +16,7 @@ VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
+# SIGTERM drains live calls for SWITCHBOARD_DRAIN_S (60 s) before finalising them: give `docker stop -t 150` (or
+# the orchestrator's grace period) the drain plus about a minute, or the calls still live are killed unfinalised.
+STOPSIGNAL SIGTERM
 CMD ["switchboard", "serve"]
