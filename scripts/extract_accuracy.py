@@ -109,6 +109,21 @@ async def asr_segments(paths: list[Path]) -> list[Segments]:
     return [[(SPEAKERS[s.track], s.text, s.start_ms) for s in r.segments] for r in results]
 
 
+def word_error_rates(recognised: list[tuple[dict[str, Any], list[Any]]]) -> dict[str, Any]:
+    """Per fixture and track, and pooled by kind (real/tts), as ``scripts/wer.py`` reports them."""
+    from switchboard.transcribe.wer import total, word_errors
+
+    per_fixture: dict[str, dict[str, float]] = {}
+    pooled: dict[str, list[Any]] = {}
+    for fixture, segments in recognised:
+        for track, speaker in SPEAKERS.items():
+            hypothesis = " ".join(s[1] for s in sorted(segments, key=lambda s: s[2]) if s[0] == speaker)
+            result = word_errors(fixture["tracks"][track]["text"], hypothesis)
+            per_fixture.setdefault(fixture["id"], {})[speaker] = round(result.wer, 4)
+            pooled.setdefault(fixture["kind"], []).append(result)
+    return {"fixtures": per_fixture, "pooled": {kind: round(total(rs).wer, 4) for kind, rs in pooled.items()}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixtures", type=Path, default=Path(__file__).resolve().parents[1] / "fixtures")
@@ -117,20 +132,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--asr-from", type=Path, help="score recognised segments saved by --save-asr")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    fixtures = [(p, json.loads(p.read_text())) for p in sorted(args.fixtures.glob("*.json"))]
-    fixtures = [(p, f) for p, f in fixtures if f.get("facts")]
+    every = [(p, json.loads(p.read_text())) for p in sorted(args.fixtures.glob("*.json"))]
+    fixtures = [(p, f) for p, f in every if f.get("facts")]
     report: dict[str, Any] = {"fixtures": [f["id"] for _, f in fixtures],
               "reference": score((f["id"], reference_transcript(f), f["facts"]) for _, f in fixtures)}
     if args.asr or args.asr_from:
         if args.asr_from:
             saved = json.loads(args.asr_from.read_text())
-            segments = [[(s[0], s[1], s[2]) for s in saved[f["id"]]] for _, f in fixtures]
-        else:
-            segments = asyncio.run(asr_segments([p.with_suffix(".wav") for p, _ in fixtures]))
+        else:  # every fixture, so the same recognition also gives the word error rates
+            recognised = asyncio.run(asr_segments([p.with_suffix(".wav") for p, _ in every]))
+            saved = {f["id"]: s for (_, f), s in zip(every, recognised, strict=True)}
         if args.save_asr:
-            args.save_asr.write_text(json.dumps({f["id"]: s for (_, f), s in zip(fixtures, segments, strict=True)},
-                                                indent=1))
+            args.save_asr.write_text(json.dumps(saved, indent=1))
+        segments = [[(s[0], s[1], s[2]) for s in saved[f["id"]]] for _, f in fixtures]
         transcripts = [Transcript.from_segments(s) for s in segments]
+        report["wer"] = word_error_rates([(f, saved[f["id"]]) for _, f in every if f["id"] in saved])
         report["asr"] = score((f["id"], t, f["facts"]) for (_, f), t in zip(fixtures, transcripts, strict=True))
     if args.json:
         print(json.dumps(report, indent=2))
@@ -142,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         cells = [report[s]["fields"][name] for s in sources]
         print(f"{name:<16}" + "".join(f"{c['correct']:>6}/{c['scored']:<2} {_pct(c):>4}  ff {c['false_fills']}"
                                       f"  ?{c['flagged_right']}/{c['flagged_wrong']}" for c in cells))
+    if "wer" in report:
+        print("word error rate (caller / agent): " + ", ".join(
+            f"{k} {v:.1%}" for k, v in report["wer"]["pooled"].items()))
+        for fixture_id, rates in report["wer"]["fixtures"].items():
+            print(f"  {fixture_id:<36} {rates['caller']:>6.1%} {rates['agent']:>6.1%}")
     for source in sources:
         for miss in report[source]["misses"]:
             print(f"  {source} miss {miss['fixture']} {miss['field']}: got {miss['got']!r}, "

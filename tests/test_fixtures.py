@@ -30,7 +30,7 @@ ENUMS = {
 FACT_KEYS = {"caller_name", "callback_number", "address", "postcode", "summary", *ENUMS}
 UK_POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}$")
 EDGE_MS = 300  # speech must start/end within this of a span edge (a soft fricative can hide in noise)
-DRAMA_NUMBER = re.compile(r"^\+447700900\d{3}$")  # Ofcom's range reserved for fiction
+DRAMA_NUMBER = re.compile(r"^\+44(?:7700900|1134960)\d{3}$")  # Ofcom's ranges reserved for fiction (mobile, Leeds)
 
 
 def ulaw_table() -> npt.NDArray[np.int32]:
@@ -98,7 +98,9 @@ def test_fixture_set_is_complete_and_small() -> None:
     kinds = [json.loads((FIXTURES / f"{n}.json").read_text())["kind"] for n in NAMES]
     assert kinds.count("tts") >= 6 and kinds.count("real") >= 2
     total_ms = sum(json.loads((FIXTURES / f"{n}.json").read_text())["duration_ms"] for n in NAMES)
-    assert total_ms <= 320_000, "e2e replays every fixture through a CPU-bound recogniser"
+    # e2e replays every fixture through a CPU-bound recogniser; 370 s since the three spliced real-voice calls
+    # (names, postcodes and numbers for the accuracy measure: real voices read digits slowly) joined the set
+    assert total_ms <= 370_000, "e2e replays every fixture through a CPU-bound recogniser"
     assert (FIXTURES / "README.md").exists()
 
 

@@ -156,8 +156,11 @@ def spelled_words(text: str) -> list[str]:
     for run in units(text):
         letters = ""
         for unit in [*run, None]:
+            # a letter name, or any one-character token ("a" and "I" are letters too when spelled out)
+            single = unit is not None and unit.end - unit.start == 1
             letter = None if unit is None else next(
-                (r.chars for r in unit.readings if len(r.chars) == 1 and r.chars.isalpha() and r.cost <= 0.1), None)
+                (r.chars for r in unit.readings if len(r.chars) == 1 and r.chars.isalpha() and (r.cost <= 0.1
+                                                                                                  or single)), None)
             if letter is not None:
                 letters += letter
                 continue
