@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import product
 from typing import Final
 
@@ -122,13 +123,18 @@ def find_postcode(text: str) -> str | None:
 def parse_postcode(chars: str) -> list[tuple[str, float]]:
     """Every postcode ``chars`` (letters and digits as heard, no spaces) can be with its correction cost, best
     first; [] if none within :data:`MAX_COST`."""
-    chars = chars.upper()
+    return list(_parse(chars.upper()))
+
+
+@lru_cache(maxsize=8192)
+def _parse(chars: str) -> tuple[tuple[str, float], ...]:
+    """:func:`parse_postcode`, memoised: a call's transcript offers the same windows again on every extraction."""
     best: dict[str, float] = {}
     for shape in OUTWARD_SHAPES.get(len(chars) - 3, ()):
         for value, cost in _fit(chars, shape):
             if cost <= MAX_COST and cost < best.get(value, math.inf):
                 best[value] = cost
-    return sorted(best.items(), key=lambda item: (item[1], item[0]))
+    return tuple(sorted(best.items(), key=lambda item: (item[1], item[0])))
 
 
 def _fit(chars: str, shape: str) -> Iterator[tuple[str, float]]:
@@ -190,6 +196,8 @@ def _inward_letter(ch: str) -> list[tuple[str, float]]:
 def _candidates(run: list[Unit]) -> Iterator[_Candidate]:
     """Every window of whole units whose letters and digits parse as a postcode."""
     for first in range(len(run)):
+        if not any(r.chars[0].isalpha() or r.chars[0] in LETTER_FOR_DIGIT for r in run[first].readings):
+            continue  # a postcode starts with a letter (or a digit heard for one)
         stack: list[tuple[int, str, float]] = [(first, "", 0.0)]
         while stack:
             index, chars, cost = stack.pop()

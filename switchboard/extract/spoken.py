@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from switchboard.extract.patterns import FILLERS, REPEAT, TEENS, TENS, Token, read_number, tokenize
@@ -71,6 +72,12 @@ class Unit:
 def units(text: str) -> list[list[Unit]]:
     """The letter/digit units of ``text`` in runs: a word that is no letter or digit ends a run; fillers and
     punctuation do not."""
+    return [list(run) for run in _units(text)]
+
+
+@lru_cache(maxsize=4096)
+def _units(text: str) -> tuple[tuple[Unit, ...], ...]:
+    """:func:`units`, memoised: each field's grammar and every live re-extraction read the same turns."""
     tokens = tokenize(text)
     runs: list[list[Unit]] = []
     current: list[Unit] = []
@@ -89,7 +96,7 @@ def units(text: str) -> list[list[Unit]]:
         i += 1
     if current:
         runs.append(current)
-    return runs
+    return tuple(tuple(run) for run in runs)
 
 
 def _unit_at(tokens: list[Token], i: int) -> list[Unit]:
