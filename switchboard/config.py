@@ -85,6 +85,8 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "SWITCHBOARD_WISPR_STALL_S": "The same for WisprFlow, which answers once per utterance (its utterances are "
                                  "cut 2 s shorter than this)",
     "SWITCHBOARD_CLOUD_VAD": "webrtc (default) or silero: the speech detector that cuts WisprFlow's utterances",
+    "SWITCHBOARD_STT_VOCABULARY": "Comma-separated street and area names the business serves, boosted in Deepgram "
+                                  "(keywords on Nova-2, keyterms on Nova-3)",
     "SWITCHBOARD_BREAKER_FAILURES": "Provider failures within 60 s that open its circuit breaker (new calls skip it)",
     "SWITCHBOARD_BREAKER_COOLDOWN_S": "Seconds an open breaker waits before one call probes the provider again",
     "SWITCHBOARD_STT_WORKERS": "Recogniser threads for local transcription (each ~450 MB)",
@@ -157,6 +159,8 @@ class Settings:
     stt_stall_s: float = 4.0
     wispr_stall_s: float = 12.0
     cloud_vad: str = "webrtc"
+    stt_vocabulary: tuple[str, ...] = ()
+    """Street and area names for cloud recognisers that take a vocabulary (until the agent profile carries them)."""
     breaker_failures: int = 3
     breaker_cooldown_s: float = 30.0
     openai_api_key: Secret | None = None
@@ -290,6 +294,8 @@ class Settings:
             stt_stall_s=_float(env, "SWITCHBOARD_STT_STALL_S", 4.0),
             wispr_stall_s=_float(env, "SWITCHBOARD_WISPR_STALL_S", 12.0),
             cloud_vad=env.get("SWITCHBOARD_CLOUD_VAD", "webrtc").lower(),
+            stt_vocabulary=tuple(name.strip() for name in env.get("SWITCHBOARD_STT_VOCABULARY", "").split(",")
+                                 if name.strip()),
             breaker_failures=_int(env, "SWITCHBOARD_BREAKER_FAILURES", 3),
             breaker_cooldown_s=_float(env, "SWITCHBOARD_BREAKER_COOLDOWN_S", 30.0),
             openai_api_key=_secret(env, "OPENAI_API_KEY"),

@@ -32,8 +32,10 @@ import contextlib
 import json
 import logging
 import math
+import re
 import warnings
 from collections import deque
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -312,7 +314,7 @@ class DeepgramTranscriber:
 
     def __init__(self, api_key: str, *, base_url: str | None = None, model: str = "nova-2-phonecall",
                  keepalive_s: float = 4.0, connect_timeout_s: float = 5.0, close_timeout_s: float = 2.0,
-                 max_backlog_ms: int = 10_000) -> None:
+                 max_backlog_ms: int = 10_000, vocabulary: Sequence[str] = ()) -> None:
         if not api_key:
             raise ProviderAuthError("no API key (set DEEPGRAM_API_KEY)", provider=PROVIDER)
         with warnings.catch_warnings():
@@ -331,6 +333,7 @@ class DeepgramTranscriber:
                                                     agent_rest=http)
         self._client: AsyncDeepgramClient = AsyncDeepgramClient(api_key=api_key, environment=environment)
         self.model = model
+        self.boost = vocabulary_params(model, vocabulary)
         self._keepalive_s, self._connect_timeout_s = keepalive_s, connect_timeout_s
         self._close_timeout_s, self._max_backlog_ms = close_timeout_s, max_backlog_ms
 
@@ -339,7 +342,7 @@ class DeepgramTranscriber:
         cm = self._client.listen.v1.connect(
             model=self.model, encoding="linear16", sample_rate=sample_rate, channels=1, punctuate=True,
             smart_format=True, diarize=True, interim_results=True, utterance_end_ms=UTTERANCE_END_MS,
-            endpointing=ENDPOINTING_MS, vad_events=True)
+            endpointing=ENDPOINTING_MS, vad_events=True, **self.boost)
         try:
             async with asyncio.timeout(self._connect_timeout_s):
                 sock = await cm.__aenter__()
@@ -352,6 +355,25 @@ class DeepgramTranscriber:
             raise _translate_api_error(exc.status_code or 0, exc.body) from exc
         return DeepgramStream(track, sample_rate, cm, sock, keepalive_s=self._keepalive_s,
                               max_backlog_ms=self._max_backlog_ms, close_timeout_s=self._close_timeout_s)
+
+
+MAX_VOCABULARY: Final = 50
+"""Terms sent at most: each is a query parameter, and the URL must stay well under a proxy's limits."""
+_GENERIC: Final = frozenset({"road", "street", "lane", "avenue", "drive", "terrace", "close", "way", "crescent",
+                             "grove", "place", "gardens", "court", "hill", "park", "row", "square", "walk", "the",
+                             "and", "of", "upon", "on", "st", "rd"})
+
+
+def vocabulary_params(model: str, names: Sequence[str]) -> dict[str, list[str]]:
+    """Deepgram's boosting parameters for ``names`` (streets, areas): Nova-3 takes whole phrases as ``keyterm``;
+    earlier models take single words as ``keywords`` (the generic words of a street name are left out, they need
+    no help). https://developers.deepgram.com/docs/keyterm and https://developers.deepgram.com/docs/keywords"""
+    names = [" ".join(name.split()) for name in names if name.strip()]
+    if model.startswith("nova-3"):
+        return {"keyterm": list(dict.fromkeys(names))[:MAX_VOCABULARY]} if names else {}
+    words = [w for name in names for w in re.findall(r"[A-Za-z][A-Za-z'-]+", name) if w.lower() not in _GENERIC]
+    unique = list(dict.fromkeys(words))[:MAX_VOCABULARY]
+    return {"keywords": unique} if unique else {}
 
 
 def _closed_error(exc: ConnectionClosed) -> ProviderUnavailable:

@@ -122,7 +122,7 @@ def _clouds(settings: Settings, silero: DetectorPool, clock: Callable[[], float]
         from switchboard.transcribe.deepgram import DeepgramTranscriber
 
         out.append(DeepgramTranscriber(settings.deepgram_api_key.reveal(), base_url=settings.deepgram_url,
-                                       max_backlog_ms=REPLAY_MS + 10_000))
+                                       max_backlog_ms=REPLAY_MS + 10_000, vocabulary=settings.stt_vocabulary))
     return out
 
 

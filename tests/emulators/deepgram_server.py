@@ -229,6 +229,7 @@ class EmulatorConnection:
     def __init__(self, ws: ServerConnection, params: dict[str, str], recognizer: Recognizer, counters: _Counters,
                  idle_timeout_s: float, faults: list[Fault], segmenter: _Segmenter) -> None:
         self.ws, self.params, self.recognizer = ws, params, recognizer
+        self.query_pairs: list[tuple[str, str]] = list(params.items())
         self.faults = faults
         self.request_id = str(uuid.uuid4())
         self.audio_s = 0.0
@@ -472,6 +473,8 @@ class DeepgramEmulator:
                                p.get("vad_events") == "true", self.max_segment_ms)
         conn = EmulatorConnection(ws, p, self.recognizer, self._counters, self.idle_timeout_s,
                                   self._pending.pop(ws, []), segmenter)
+        # repeated parameters (keywords, keyterm) as sent, for tests of vocabulary boosting
+        conn.query_pairs = parse_qsl(urlsplit(ws.request.path).query)
         self.connections.append(conn)
         try:
             await conn.run()

@@ -25,7 +25,13 @@ from audio.media_time import MediaClock
 from audio.resample import StreamResampler
 from audio.wav import read_tracks
 from switchboard.transcribe.base import Transcriber, TranscriptEvent, TranscriptStream
-from switchboard.transcribe.deepgram import DeepgramStream, DeepgramTranscriber, _Assembler
+from switchboard.transcribe.deepgram import (
+    MAX_VOCABULARY,
+    DeepgramStream,
+    DeepgramTranscriber,
+    _Assembler,
+    vocabulary_params,
+)
 from switchboard.transcribe.errors import (
     ProviderAuthError,
     ProviderUnavailable,
@@ -390,3 +396,21 @@ def test_media_clock_maps_stream_seconds_through_pts_jumps() -> None:
     assert clock.seconds_to_ms(2.25) == 10_250
     clock.drop_before(3 * RATE)
     assert clock.seconds_to_ms(2.5) == 10_500
+
+
+async def test_vocabulary_reaches_deepgram_as_keywords(emulator: DeepgramEmulator) -> None:
+    transcriber = DeepgramTranscriber(emulator.api_key, base_url=emulator.url,
+                                      vocabulary=["Ashgrove Terrace", "Headingley", "Kelvin Drive", "Headingley"])
+    stream = await transcriber.open("inbound", RATE)
+    stream.end()
+    await collect(stream)
+    [conn] = emulator.connections
+    assert [v for k, v in conn.query_pairs if k == "keywords"] == ["Ashgrove", "Headingley", "Kelvin"]
+
+
+def test_vocabulary_params_by_model() -> None:
+    names = ["Ashgrove Terrace", "Headingley", " ", "St. Mary's Road"]
+    assert vocabulary_params("nova-3", names) == {"keyterm": ["Ashgrove Terrace", "Headingley", "St. Mary's Road"]}
+    assert vocabulary_params("nova-2-phonecall", names) == {"keywords": ["Ashgrove", "Headingley", "Mary's"]}
+    assert vocabulary_params("nova-2-phonecall", ["Road"]) == {}
+    assert len(vocabulary_params("nova-3", [f"Street {n}" for n in range(80)])["keyterm"]) == MAX_VOCABULARY

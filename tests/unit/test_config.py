@@ -69,3 +69,10 @@ def test_limits_have_defaults_and_are_validated(tmp_path: Path) -> None:
                         ("SWITCHBOARD_MAX_BODY_BYTES", "10"), ("SWITCHBOARD_DRAIN_S", "-1")]:
         with pytest.raises(ConfigError, match=name):
             Settings.from_env({"SWITCHBOARD_DATA_DIR": str(tmp_path), name: value})
+
+
+def test_stt_vocabulary_is_a_comma_separated_list(tmp_path: Path) -> None:
+    env = {"SWITCHBOARD_DATA_DIR": str(tmp_path)}
+    settings = Settings.from_env({**env, "SWITCHBOARD_STT_VOCABULARY": " Ashgrove Terrace, Headingley,, "})
+    assert settings.stt_vocabulary == ("Ashgrove Terrace", "Headingley")
+    assert Settings.from_env(env).stt_vocabulary == ()
