@@ -129,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fixtures", type=Path, default=Path(__file__).resolve().parents[1] / "fixtures")
     parser.add_argument("--asr", action="store_true", help="also score the local recogniser's transcripts")
     parser.add_argument("--save-asr", type=Path, help="write the recognised segments to this JSON file")
-    parser.add_argument("--asr-from", type=Path, help="score recognised segments saved by --save-asr")
+    parser.add_argument("--asr-from", type=Path, nargs="+", help="score recognised segments saved by --save-asr "
+                        "(several files are merged: recognise parts of the set in parallel with --only)")
+    parser.add_argument("--only", nargs="+", metavar="SUBSTRING", help="recognise only fixtures whose id has one")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     every = [(p, json.loads(p.read_text())) for p in sorted(args.fixtures.glob("*.json"))]
@@ -138,10 +140,12 @@ def main(argv: list[str] | None = None) -> int:
               "reference": score((f["id"], reference_transcript(f), f["facts"]) for _, f in fixtures)}
     if args.asr or args.asr_from:
         if args.asr_from:
-            saved = json.loads(args.asr_from.read_text())
+            saved = {k: v for path in args.asr_from for k, v in json.loads(path.read_text()).items()}
         else:  # every fixture, so the same recognition also gives the word error rates
-            recognised = asyncio.run(asr_segments([p.with_suffix(".wav") for p, _ in every]))
-            saved = {f["id"]: s for (_, f), s in zip(every, recognised, strict=True)}
+            chosen = [(p, f) for p, f in every if not args.only or any(o in f["id"] for o in args.only)]
+            recognised = asyncio.run(asr_segments([p.with_suffix(".wav") for p, _ in chosen]))
+            saved = {f["id"]: s for (_, f), s in zip(chosen, recognised, strict=True)}
+        fixtures = [(p, f) for p, f in fixtures if f["id"] in saved]
         if args.save_asr:
             args.save_asr.write_text(json.dumps(saved, indent=1))
         segments = [[(s[0], s[1], s[2]) for s in saved[f["id"]]] for _, f in fixtures]

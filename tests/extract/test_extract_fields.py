@@ -93,6 +93,7 @@ def test_spelled_surname_replaces_the_misheard_one() -> None:
 def test_spelled_forms() -> None:
     assert spelled_words("that's O-K-A-F-O-R") == ["Okafor"]
     assert spelled_words("it's O K A F O R, Okafor") == ["Okafor"]
+    assert spelled_words("O, k, a f, o r..") == ["Okafor"]  # the recogniser on the real_ivr_spelled_name voice
     assert spelled_words("Lima Sierra six two A B") == []
     assert spelled_words("I see you") == []
     assert apply_spelling("Jo Smyth", ["Smith"]) is not None
