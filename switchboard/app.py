@@ -170,7 +170,8 @@ async def _services(settings: Settings, life: Lifecycle, transcriber: Transcribe
         instance = instance_id(settings.data_dir, settings.instance_id)
         await recover_orphaned_calls(store, instance, settings.data_dir, post_call)  # before taking calls
         sessions = SessionBook(store.pool, settings.api_token, timedelta(hours=settings.session_hours))
-        tokens = StreamTokens(settings.twilio_auth_token.reveal(), settings.stream_token_ttl_s, store)
+        tokens = StreamTokens(settings.twilio_auth_token.reveal(), settings.stream_token_ttl_s, store,
+                              settings.twilio_auth_tokens[1:])
         services = Services(settings, store, hub, stt, writer, registry, metrics, breakers, post_call, loop_lag,
                             instance, life.admission, supervisor, sessions, tokens=tokens)
         try:

@@ -59,6 +59,8 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "PUBLIC_URL": "Public base URL Twilio uses to reach this server (signatures are checked against it)",
     "TWILIO_ACCOUNT_SID": "Twilio account SID (AC…)",
     "TWILIO_AUTH_TOKEN": "Twilio auth token: validates X-Twilio-Signature",
+    "TWILIO_AUTH_TOKEN_PREVIOUS": "During a rotation: the token just replaced, still accepted for signatures and "
+                                  "stream tokens (unset it once every instance runs the new one)",
     "TWILIO_PHONE_NUMBER": "Our Twilio number, used as caller ID when dialling the operator",
     "OPERATOR_NUMBER": "Number <Dial>ed for operator mode; unset = voicemail-style capture",
     "DATABASE_URL": "PostgreSQL DSN; unset = embedded PostgreSQL under the data dir",
@@ -138,6 +140,8 @@ class Settings:
     api_token: Secret = field(default_factory=lambda: Secret(secrets.token_urlsafe(24)))
     require_ws_signature: bool | None = None
     """None = required unless the Twilio auth token is a generated one (:attr:`ws_signature_required`)."""
+    twilio_auth_token_previous: Secret | None = None
+    """Also accepted while the auth token is rotated (webhook and handshake signatures, stream tokens)."""
     twilio_auth_token_generated: bool = False
     """The token came from ``secrets.json`` (zero-config dev server), not from the environment."""
     max_body_bytes: int = 64 * 1024
@@ -224,6 +228,12 @@ class Settings:
             raise ConfigError("SWITCHBOARD_MAX_CALLS and SWITCHBOARD_MAX_CONNECTIONS must be ≥ 1")
 
     @property
+    def twilio_auth_tokens(self) -> tuple[str, ...]:
+        """The tokens a Twilio signature or a stream token may be made with: the current one first."""
+        previous = self.twilio_auth_token_previous
+        return (self.twilio_auth_token.reveal(),) + ((previous.reveal(),) if previous is not None else ())
+
+    @property
     def ws_signature_required(self) -> bool:
         """Media-stream upgrades must be signed whenever a real auth token is configured; the env var overrides."""
         if self.require_ws_signature is not None:
@@ -272,6 +282,7 @@ class Settings:
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or "AC" + "0" * 32,
             twilio_auth_token=Secret(env.get("TWILIO_AUTH_TOKEN") or local["twilio_auth_token"]),
             twilio_auth_token_generated=not env.get("TWILIO_AUTH_TOKEN"),
+            twilio_auth_token_previous=_secret(env, "TWILIO_AUTH_TOKEN_PREVIOUS"),
             twilio_phone_number=env.get("TWILIO_PHONE_NUMBER") or None,
             operator_number=env.get("OPERATOR_NUMBER") or None,
             database_url=Secret(db) if db else None,

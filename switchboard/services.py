@@ -50,7 +50,8 @@ class Services:
     def stream_tokens(self) -> StreamTokens:
         if self.tokens is not None:
             return self.tokens
-        return StreamTokens(self.settings.twilio_auth_token.reveal(), self.settings.stream_token_ttl_s, self.store)
+        return StreamTokens(self.settings.twilio_auth_token.reveal(), self.settings.stream_token_ttl_s, self.store,
+                            self.settings.twilio_auth_tokens[1:])
 
     def session_deps(self) -> SessionDeps:
         post = self.post_call

@@ -40,6 +40,9 @@ class TokenLedger(Protocol):
         ...
 
 
+INVALID = "invalid stream token for this call"
+
+
 def _mac(key: str, call_sid: str, expires: int, nonce: str) -> str:
     message = f"stream-token:{_VERSION}:{call_sid}:{expires}:{nonce}".encode()
     return urlsafe_b64encode(hmac.new(key.encode(), message, hashlib.sha256).digest()[:18]).decode()
@@ -65,13 +68,13 @@ def check_stream_token(key: str, call_sid: str, token: str | None, *, now: float
     if not token:
         return "missing stream token"
     if len(token) > _MAX_TOKEN_CHARS or not token.isascii():
-        return "invalid stream token for this call"
+        return INVALID
     parts = token.split(".")
     if len(parts) != 4 or parts[0] != _VERSION or not parts[1].isdigit():
-        return "invalid stream token for this call"
+        return INVALID
     expires, nonce, mac = int(parts[1]), parts[2], parts[3]
     if not hmac.compare_digest(_mac(key, call_sid, expires, nonce), mac):
-        return "invalid stream token for this call"
+        return INVALID
     if now >= expires:
         return "stream token expired"
     return TokenClaim(nonce, expires)
@@ -84,6 +87,8 @@ class StreamTokens:
     key: str
     ttl_s: float
     ledger: TokenLedger
+    previous_keys: tuple[str, ...] = ()
+    """Keys of an auth-token rotation in progress: tokens another instance minted with them still validate."""
     _local: dict[str, int] = field(default_factory=dict)
     """Tokens consumed while the ledger was unreachable: nonce → expiry."""
 
@@ -93,6 +98,10 @@ class StreamTokens:
     async def consume(self, call_sid: str, token: str | None, now: float) -> str | None:
         """None if this stream may go ahead (the token is now used up), else the reason to refuse it."""
         claim = check_stream_token(self.key, call_sid, token, now=now)
+        for key in self.previous_keys:
+            if claim != INVALID:  # only a MAC made with another key is worth another try
+                break
+            claim = check_stream_token(key, call_sid, token, now=now)
         if isinstance(claim, str):
             return claim
         self._local = {n: e for n, e in self._local.items() if e > now}  # bounded by the tokens still alive

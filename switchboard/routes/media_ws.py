@@ -58,7 +58,7 @@ async def _handshake(ws: WebSocket, services: Services, parser: MediaStream) -> 
     signature = ws.headers.get("x-twilio-signature")
     if signature is not None or settings.ws_signature_required:
         url = websocket_url(settings.public_base, STREAM_PATH)  # the URL we gave Twilio, not the internal one
-        if not validate_websocket(settings.twilio_auth_token.reveal(), url, signature):
+        if not any(validate_websocket(token, url, signature) for token in settings.twilio_auth_tokens):
             raise CallRefused("invalid X-Twilio-Signature")
     await ws.accept()
     try:

@@ -46,8 +46,9 @@ async def _signed_form(request: Request, path: str) -> FormData | None:
     form = FormData(pairs)
     url = public_url(services.settings.public_base, path, request.url.query)
     params = {key: form.getlist(key) for key in form.keys()}
-    ok = validate_webhook(services.settings.twilio_auth_token.reveal(), url, params,  # type: ignore[arg-type]
-                          request.headers.get("x-twilio-signature"))
+    signature = request.headers.get("x-twilio-signature")
+    ok = any(validate_webhook(token, url, params, signature)  # type: ignore[arg-type]
+             for token in services.settings.twilio_auth_tokens)  # the previous one too, during a rotation
     if not ok:
         log.warning("refused %s: invalid X-Twilio-Signature", path)
         return None
