@@ -25,6 +25,9 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
+from switchboard.agent.answer import AnswerMode
+from switchboard.alerts.sms import SmsAlerter
+from switchboard.call.agent_runtime import AgentRuntime
 from switchboard.call.registry import CallRegistry
 from switchboard.config import Settings
 from switchboard.lifecycle import Lifecycle
@@ -34,7 +37,7 @@ from switchboard.loop_lag import LoopLagMonitor
 from switchboard.metrics import Metrics
 from switchboard.postcall import build_post_call
 from switchboard.recovery import instance_id, recover_orphaned_calls
-from switchboard.routes import api, live_ws, media_ws, twilio_http
+from switchboard.routes import api, live_ws, media_ws, outbound, twilio_http
 from switchboard.routes.errors import EXCEPTION_HANDLERS
 from switchboard.services import Services
 from switchboard.store.embedded import EmbeddedPostgres
@@ -45,6 +48,8 @@ from switchboard.transcribe.base import Transcriber
 from switchboard.transcribe.breaker import BreakerState, CircuitBreakerBoard
 from switchboard.transcribe.factory import breaker_config, build_transcriber
 from switchboard.transcribe.fallback import FallbackTranscriber
+from switchboard.tts.factory import VoiceConfig, build_voice
+from switchboard.twilio.calls import TwilioCalls
 from switchboard.web import pages
 from switchboard.web.sessions import SessionBook
 
@@ -100,6 +105,28 @@ def _operating_metrics(metrics: Metrics, life: Lifecycle) -> None:
                   lambda: len(supervisor.dead()))
 
 
+async def _agent(settings: Settings, stack: AsyncExitStack, config: VoiceConfig) -> AgentRuntime:
+    """The agent's shared parts; with the agent answering, its voices load and greetings render now, not on the
+    first call."""
+    alerter = None
+    if settings.twilio_phone_number:
+        alerter = SmsAlerter(settings.twilio_account_sid, settings.twilio_auth_token.reveal(),
+                             settings.twilio_phone_number, base_url=settings.twilio_api_url)
+        stack.push_async_callback(alerter.close)
+    runtime = AgentRuntime(
+        profile_path=settings.agent_profile, operator_number=settings.operator_number,
+        calls=TwilioCalls(settings.twilio_account_sid, settings.twilio_auth_token.reveal(),
+                          base_url=settings.twilio_api_url),
+        voice_builder=lambda: build_voice(config),
+        openai_key=None if settings.openai_api_key is None else settings.openai_api_key.reveal(),
+        openai_base_url=settings.openai_base_url, alerter=alerter, caller_id=settings.twilio_phone_number,
+        oncall_number=settings.oncall_number)
+    stack.push_async_callback(runtime.aclose)
+    if settings.answer is not AnswerMode.OPERATOR:
+        await runtime.warm()
+    return runtime
+
+
 def _provider_states(breakers: CircuitBreakerBoard) -> list[tuple[dict[str, str], float]]:
     """One-hot state series per provider, the Prometheus way to export an enum."""
     return [({"provider": name, "state": state.value}, 1.0 if snap["state"] == state.value else 0.0)
@@ -107,17 +134,19 @@ def _provider_states(breakers: CircuitBreakerBoard) -> list[tuple[dict[str, str]
 
 
 def create_app(settings: Settings, *, transcriber: Transcriber | None = None,
-               recognizers: RecognizerPool | None = None, lifecycle: Lifecycle | None = None) -> Starlette:
+               recognizers: RecognizerPool | None = None, lifecycle: Lifecycle | None = None,
+               voices: VoiceConfig | None = None) -> Starlette:
     """Build the app. ``transcriber`` overrides the configured one (tests, benchmarks, emulators); a
     :class:`FallbackTranscriber` brings its own breakers, which ``/readyz`` and ``/metrics`` then show.
     ``recognizers`` is the local engine's pool for the configured chain (the caller owns it). ``lifecycle``: pass
-    one to drain the app from outside (SIGTERM) or to set the restart policy; one lifespan per lifecycle."""
+    one to drain the app from outside (SIGTERM) or to set the restart policy; one lifespan per lifecycle.
+    ``voices`` overrides the agent's voice chain read from the environment (tests, benchmarks)."""
     life = lifecycle or Lifecycle.for_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         try:
-            async with _services(settings, life, transcriber, recognizers) as services:
+            async with _services(settings, life, transcriber, recognizers, voices) as services:
                 yield {"services": services}
         except Exception as exc:  # after start-up nothing should get here: say so on /healthz, then re-raise
             life.supervisor.mark_dead("lifespan", exc)
@@ -126,10 +155,12 @@ def create_app(settings: Settings, *, transcriber: Transcriber | None = None,
     routes = [
         Route(twilio_http.VOICE_PATH, twilio_http.voice, methods=["POST"]),
         Route(twilio_http.STATUS_PATH, twilio_http.status, methods=["POST"]),
+        Route(twilio_http.DIAL_PATH, twilio_http.dial_status, methods=["POST"]),
         WebSocketRoute(media_ws.STREAM_PATH, media_ws.media_stream),
         WebSocketRoute("/api/live", live_ws.live),
         WebSocketRoute("/api/live/{call_sid}", live_ws.live),
         Route("/api/calls", api.list_calls),
+        Route("/api/calls", outbound.place_call, methods=["POST"]),
         Route("/api/calls/{call_sid}", api.get_call),
         Route("/api/calls/{call_sid}/recording", api.get_recording),
         Route("/api/leads", api.list_leads),
@@ -146,7 +177,7 @@ def create_app(settings: Settings, *, transcriber: Transcriber | None = None,
 
 @asynccontextmanager
 async def _services(settings: Settings, life: Lifecycle, transcriber: Transcriber | None,
-                    recognizers: RecognizerPool | None) -> AsyncIterator[Services]:
+                    recognizers: RecognizerPool | None, voices: VoiceConfig | None) -> AsyncIterator[Services]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
         store = await _database(settings, stack)
@@ -172,8 +203,9 @@ async def _services(settings: Settings, life: Lifecycle, transcriber: Transcribe
         sessions = SessionBook(store.pool, settings.api_token, timedelta(hours=settings.session_hours))
         tokens = StreamTokens(settings.twilio_auth_token.reveal(), settings.stream_token_ttl_s, store,
                               settings.twilio_auth_tokens[1:])
+        agent = await _agent(settings, stack, voices or VoiceConfig.from_env())
         services = Services(settings, store, hub, stt, writer, registry, metrics, breakers, post_call, loop_lag,
-                            instance, life.admission, supervisor, sessions, tokens=tokens)
+                            instance, life.admission, supervisor, sessions, tokens=tokens, agent=agent)
         try:
             yield services
         finally:

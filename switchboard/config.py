@@ -24,6 +24,13 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
+from switchboard.agent.answer import (
+    AnswerConfigError,
+    AnswerMode,
+    BusinessHours,
+    parse_answer_mode,
+    parse_business_hours,
+)
 from switchboard.transcribe.wisprflow_wire import PRODUCTION_URL
 from switchboard.twilio.media_bounds import MediaTimeLimits
 
@@ -118,6 +125,12 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "SWITCHBOARD_STREAM_TOKEN_TTL_S": "Seconds a media-stream token stays valid after the voice webhook minted it "
                                       "(each token is also single-use)",
     "SWITCHBOARD_MAX_MEDIA_LEAD_S": "Media time a stream may send ahead of that pace at once (bursts, fast replays)",
+    "SWITCHBOARD_ANSWER": "Who answers inbound calls: operator (default), agent, or auto (the agent when no operator "
+                          "is configured, outside business hours, or when the operator does not pick up)",
+    "SWITCHBOARD_BUSINESS_HOURS": "When the operator is rung in auto mode, e.g. 'Mon-Fri 08:00-18:00; Europe/London' "
+                                  "(unset = always)",
+    "SWITCHBOARD_OPERATOR_TIMEOUT_S": "Auto mode: seconds the operator is rung before the agent takes the call",
+    "SWITCHBOARD_AGENT_PROFILE": "Path of the agent profile TOML (unset = the shipped default profile)",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -186,6 +199,12 @@ class Settings:
     max_media_speed: float = 20.0
     max_media_lead_s: float = 60.0
     stream_token_ttl_s: float = 120.0
+    answer: AnswerMode = AnswerMode.OPERATOR
+    business_hours: BusinessHours | None = None
+    """None = always open."""
+    operator_timeout_s: int = 20
+    agent_profile: Path | None = None
+    """None = the shipped default profile (:func:`switchboard.agent.profile.load_profile`)."""
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.public_url)
@@ -217,6 +236,8 @@ class Settings:
         if self.max_media_jump_ms < 0 or not self.max_media_speed >= 1 or self.max_media_lead_s < 0:
             raise ConfigError("SWITCHBOARD_MAX_MEDIA_JUMP_MS and SWITCHBOARD_MAX_MEDIA_LEAD_S must be ≥ 0 and "
                               "SWITCHBOARD_MAX_MEDIA_SPEED ≥ 1")
+        if not 5 <= self.operator_timeout_s <= 600:  # Twilio's bounds for <Dial timeout>
+            raise ConfigError(f"SWITCHBOARD_OPERATOR_TIMEOUT_S must be 5..600, got {self.operator_timeout_s}")
         self._check_limits()
 
     def _check_limits(self) -> None:
@@ -327,7 +348,28 @@ class Settings:
             max_media_speed=_float(env, "SWITCHBOARD_MAX_MEDIA_SPEED", 20.0),
             max_media_lead_s=_float(env, "SWITCHBOARD_MAX_MEDIA_LEAD_S", 60.0),
             stream_token_ttl_s=_float(env, "SWITCHBOARD_STREAM_TOKEN_TTL_S", 120.0),
+            answer=_answer_mode(env),
+            business_hours=_business_hours(env),
+            operator_timeout_s=_int(env, "SWITCHBOARD_OPERATOR_TIMEOUT_S", 20),
+            agent_profile=Path(profile).expanduser() if (profile := env.get("SWITCHBOARD_AGENT_PROFILE", "")
+                                                         .strip()) else None,
         )
+
+
+def _answer_mode(env: Mapping[str, str]) -> AnswerMode:
+    try:
+        return parse_answer_mode(env.get("SWITCHBOARD_ANSWER"))
+    except AnswerConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _business_hours(env: Mapping[str, str]) -> BusinessHours | None:
+    """None (unset) = always open."""
+    hours = env.get("SWITCHBOARD_BUSINESS_HOURS", "").strip()
+    try:
+        return parse_business_hours(hours) if hours else None
+    except AnswerConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def load_local_secrets(data_dir: Path, *, create: bool) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from switchboard.admission import Admission
+from switchboard.call.agent_runtime import AgentRuntime
 from switchboard.call.registry import CallRegistry
 from switchboard.call.session import SessionDeps
 from switchboard.config import Settings
@@ -46,6 +47,8 @@ class Services:
     tokens: StreamTokens | None = None
     """Mints and consumes the single-use stream tokens (None: built from the settings and the store on first use,
     without the in-memory fallback surviving between streams)."""
+    agent: AgentRuntime | None = None
+    """What agent calls share (profiles, voices, model, Twilio REST); None = the agent is not available."""
 
     def stream_tokens(self) -> StreamTokens:
         if self.tokens is not None:

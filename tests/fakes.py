@@ -56,6 +56,9 @@ class MemoryStore:
             row.update(ended_at=at, end_reason=reason, media_ms=media_ms, providers=list(providers),
                        stats=dict(stats), recording_incomplete=recording_incomplete)
 
+    async def record_usage(self, call_sid: str, *, usage: Mapping[str, Any], turn_latencies_ms: Sequence[int]) -> None:
+        self._write("record_usage", call_sid).update(usage=dict(usage), turn_latencies_ms=list(turn_latencies_ms))
+
 
 @dataclass
 class MemoryWriter:

@@ -23,7 +23,7 @@ FIELDS: Final = ("caller_name", "address", "postcode", "issue", "urgency", "call
 LINE_NAMES: Final = (
     "greeting", "reprompt", "goodbye_silence", "transfer", *(f"ask_{f}" for f in FIELDS), "ask_again", "readback",
     *(f"fact_{f}" for f in FIELDS), "correction", "corrected", "goodbye", "goodbye_no_name", "emergency",
-    "emergency_advice_gas",
+    "emergency_advice_gas", "machine_message",
 )
 TOOLS: Final = ("record_details", "transfer_to_operator", "send_emergency_alert", "end_call")
 PLACEHOLDERS: Final[Mapping[str, frozenset[str]]] = {

@@ -42,6 +42,9 @@ class CallStore(Protocol):
                        recording_status: str | None, providers: Sequence[str], stats: Mapping[str, Any],
                        recording_incomplete: bool = False) -> None: ...
 
+    async def record_usage(self, call_sid: str, *, usage: Mapping[str, Any],
+                           turn_latencies_ms: Sequence[int]) -> None: ...
+
 
 class SegmentSink(Protocol):
     def add(self, segment: Segment) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audio import STT_RATE
 from switchboard.archive.base import recording_key
@@ -34,12 +34,17 @@ from switchboard.extract import Extractor
 from switchboard.extract.schema import Speaker
 from switchboard.jobs.end_spool import CallEnd
 from switchboard.jobs.handlers import caller_id_of
-from switchboard.live.events import CallEnded, CallStarted
+from switchboard.live.events import CallEnded, CallStarted, LiveEvent, TranscriptUpdate
 from switchboard.live_extraction import LiveExtraction
 from switchboard.metrics import Metrics
+from switchboard.store.base import Segment
 from switchboard.store.errors import StoreError
-from switchboard.transcribe.base import Transcriber, TranscriptStream
-from switchboard.twilio.media_stream import Media, Start
+from switchboard.transcribe.base import Transcriber, TranscriptEvent, TranscriptStream
+from switchboard.transcribe.null import NullStream
+from switchboard.twilio.media_stream import Dtmf, Mark, Media, Start
+
+if TYPE_CHECKING:
+    from switchboard.call.agent import AgentCall
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +101,12 @@ class CallSession:
         self._live_task: asyncio.Task[None] | None = None
         self._relaying = 0
         self._stopped = False
+        self.agent: AgentCall | None = None
+        """Agent mode (a bidirectional stream): the agent this call hosts (:mod:`switchboard.call.agent`); its
+        audio is the outbound track, recorded as played and never re-transcribed. Set before ``__aenter__``."""
+        self._agent_chunks = 0
+        self._agent_seq = 0
+        self._stt_seconds: dict[str, float] = {}
 
     @property
     def call_sid(self) -> str:
@@ -115,6 +126,9 @@ class CallSession:
             for track, stream in streams:
                 self._relaying += 1
                 group.create_task(self._relay_track(track, stream), name=f"transcripts:{self.call_sid}:{track}")
+            if self.agent is not None:
+                self._relay.listener = self._heard
+                group.create_task(self.agent.run(), name=f"agent:{self.call_sid}")
             if self.deps.live_extractor is not None:
                 self._live = LiveExtraction(self.call_sid, self.deps.live_extractor, self.deps.hub,
                                             caller_id=self._caller_id)
@@ -128,7 +142,8 @@ class CallSession:
 
     async def _open(self, track: str) -> TranscriptStream:
         assert self._recorder is not None
-        stream = await self.deps.transcriber.open(track, STT_RATE)
+        agent_track = self.agent is not None and track == "outbound"
+        stream = NullStream(track) if agent_track else await self.deps.transcriber.open(track, STT_RATE)
         self._stack.push_async_callback(stream.aclose)
         self._tracks[track] = TrackPipeline(track, stream, self._recorder.write, lag=self.deps.metrics.handoff_lag)
         return stream
@@ -148,6 +163,42 @@ class CallSession:
             for other in self._tracks.values():  # a silent track's holes are filled as time moves on, not at once
                 if other is not pipeline:
                     other.keep_up(media.timestamp_ms)
+            if self.agent is not None and media.track == "inbound":
+                self.agent.on_caller_audio(media)
+
+    def on_control(self, event: Mark | Dtmf) -> None:
+        """A mark echo or a key press (bidirectional streams only): the agent's."""
+        if self.agent is not None and not self._stopped:
+            self.agent.on_control(event)
+
+    # -- the agent's host (switchboard.call.agent.AgentHost) --------------------------------------------------
+
+    def play(self, timestamp_ms: int, payload: bytes) -> None:
+        pipeline = self._tracks.get("outbound")
+        if pipeline is not None and payload and not self._stopped:
+            self._agent_chunks += 1
+            pipeline.push(self._agent_chunks, timestamp_ms, payload)
+
+    def agent_said(self, text: str, start_ms: int, end_ms: int) -> None:
+        self._agent_seq += 1
+        self.providers.add("tts")
+        self.deps.writer.add(Segment(self.call_sid, "outbound", self._agent_seq, start_ms, end_ms, text, "tts", None))
+        self.deps.hub.publish(self.call_sid, TranscriptUpdate("outbound", "agent", text, True, start_ms, end_ms,
+                                                              "tts", None))
+        self._note_final("agent", text, start_ms)
+
+    def publish(self, event: LiveEvent) -> None:
+        self.deps.hub.publish(self.call_sid, event)
+
+    def _heard(self, event: TranscriptEvent) -> None:
+        """A caller transcript for the agent; finals count as STT usage (seconds of speech per provider)."""
+        if event.track != "inbound":
+            return
+        if event.is_final and event.text:
+            seconds = max(0, event.end_ms - event.start_ms) / 1000
+            self._stt_seconds[event.provider] = self._stt_seconds.get(event.provider, 0.0) + seconds
+        if self.agent is not None and not self._stopped:
+            self.agent.on_transcript(event)
 
     def stop(self, reason: str) -> None:
         """No more media: flush every track so its final words reach the recogniser."""
@@ -155,6 +206,8 @@ class CallSession:
             return
         self._stopped = True
         self.end_reason = reason
+        if self.agent is not None:
+            self.agent.stop(reason)
         for pipeline in self._tracks.values():
             pipeline.finish()
         self._relay.stop()
@@ -210,6 +263,8 @@ class CallSession:
         media_ms = self._recorder.close()
         stats = {"tracks": {t: p.stats() for t, p in self._tracks.items()}, "recording": self._recorder.stats(),
                  "parser": dict(self._parser_stats()), **self._relay.stats()}
+        if self.agent is not None:
+            stats["agent"] = self.agent.summary()
         ended = self.deps.clock()
         if not await self.deps.writer.wait_flushed():
             log.warning("call %s: transcript segments are still queued at the end of the call", self.call_sid)
@@ -221,6 +276,8 @@ class CallSession:
             self.call_sid, at=ended, reason=self.end_reason, media_ms=media_ms, recording_key=self.recording_key,
             recording_status="local", providers=sorted(self.providers), stats=stats,
             recording_incomplete=self._recorder.incomplete)) and ok
+        if self.agent is not None:
+            ok = await self._record_agent(self.agent) and ok
         self.deps.hub.publish(self.call_sid, CallEnded(self.end_reason, media_ms, ended.isoformat(),
                                                        self.recording_key))
         if self.deps.after_call is not None:
@@ -232,6 +289,23 @@ class CallSession:
                 self.call_sid, self.start.account_sid, self.started_at, ended, self.end_reason, media_ms,
                 self.recording_key, str(self.deps.data_dir / self.recording_key), sorted(self.providers), stats,
                 self._recorder.incomplete))
+
+    async def _record_agent(self, agent: AgentCall) -> bool:
+        """The agent's usage (STT: seconds of caller speech each provider recognised) and turn latencies, stored
+        with the call and counted in ``/metrics``."""
+        for provider, seconds in self._stt_seconds.items():
+            agent.usage.add_stt(provider, seconds)
+        usage = agent.usage.as_json()
+        metrics = self.deps.metrics
+        for model, tokens in usage["models"].items():
+            for kind in ("prompt_tokens", "completion_tokens"):
+                metrics.inc("switchboard_agent_model_tokens_total", tokens[kind], labels={"model": model, "kind": kind})
+        for voice, chars in usage["tts_chars"].items():
+            metrics.inc("switchboard_agent_tts_characters_total", chars, labels={"voice": voice})
+        for provider, seconds in usage["stt_seconds"].items():
+            metrics.inc("switchboard_agent_stt_ms_total", round(seconds * 1000), labels={"provider": provider})
+        return await self._stored("store the agent's usage", self.deps.store.record_usage(
+            self.call_sid, usage=usage, turn_latencies_ms=agent.turns.latencies_ms))
 
     async def _stored(self, what: str, write: Awaitable[None]) -> bool:
         """Run one store write; a :class:`StoreError` is logged (the call goes on), never raised. The one place the

@@ -41,6 +41,8 @@ class TranscriptRelay:
         self.switches: list[ProviderSwitched] = []
         self._waiting: dict[str, asyncio.Timeout] = {}
         self._stopped = False
+        self.listener: Callable[[TranscriptEvent], None] | None = None
+        """Sees every transcript (partials too) as it is relayed: the agent listens to the caller here."""
 
     def stop(self) -> None:
         """The call has stopped: from now on each result must come within ``drain_stall_s``."""
@@ -77,6 +79,8 @@ class TranscriptRelay:
         return asyncio.get_running_loop().time() + self._drain_stall_s if self._stopped else None
 
     def _transcript(self, event: TranscriptEvent) -> None:
+        if self.listener is not None:
+            self.listener(event)
         self.providers.add(event.provider)
         self._hub.publish(self.call_sid, TranscriptUpdate(
             event.track, SPEAKERS.get(event.track, event.track), event.text, event.is_final, event.start_ms,

@@ -87,6 +87,19 @@ class CallEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentTurnUpdate:
+    """An agent turn ``started`` (first audio sent; ``latency_ms`` from the end of the caller's speech, media
+    time), was ``interrupted`` (barge-in: ``text`` is what the caller heard) or ``finished``."""
+
+    type: ClassVar[str] = "agent.turn"
+    reply_id: int
+    status: str
+    text: str
+    latency_ms: int | None
+    media_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class Resync:
     """Made by the hub for a subscriber whose resume point is older than what is retained."""
 
@@ -97,12 +110,12 @@ class Resync:
 
 
 LiveEvent = (CallStarted | TranscriptUpdate | ProviderSwitchUpdate | TranscriberError | ExtractionUpdate
-             | CallStatus | CallEnded)
+             | CallStatus | CallEnded | AgentTurnUpdate)
 """What a publisher may publish (``Resync`` is the hub's own)."""
 
 EVENT_TYPES: tuple[type[LiveEvent] | type[Resync], ...] = (
     CallStarted, TranscriptUpdate, ProviderSwitchUpdate, TranscriberError, ExtractionUpdate, CallStatus, CallEnded,
-    Resync)
+    AgentTurnUpdate, Resync)
 _RENAMED = {"from_provider": "from", "to_provider": "to"}
 
 
@@ -125,6 +138,7 @@ def json_keys(kind: type[LiveEvent] | type[Resync]) -> list[str]:
 
 __all__ = [
     "EVENT_TYPES",
+    "AgentTurnUpdate",
     "CallEnded",
     "CallStarted",
     "CallStatus",

@@ -19,13 +19,15 @@ from collections.abc import Mapping
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from audio.errors import TimestampJumpError
+from switchboard.call.agent import StreamGone
+from switchboard.call.agent_setup import is_agent_stream, seat_agent
 from switchboard.call.errors import CallRefused
 from switchboard.call.session import CallSession
 from switchboard.close_codes import CloseCode
 from switchboard.services import Services
 from switchboard.twilio.errors import ProtocolViolation
 from switchboard.twilio.media_bounds import MediaTimeGuard
-from switchboard.twilio.media_stream import Media, MediaStream, Start, Stop
+from switchboard.twilio.media_stream import Dtmf, Mark, Media, MediaStream, Start, Stop
 from switchboard.twilio.signature import validate_websocket, websocket_url
 from switchboard.twilio_ids import is_call_sid
 
@@ -43,6 +45,10 @@ async def media_stream(ws: WebSocket) -> None:
         if start is None:  # the peer left before its start
             return
         session = CallSession(start, services.session_deps(), parser_stats=lambda: parser.stats().as_dict())
+        if is_agent_stream(start) and services.agent is not None:
+            session.agent = await seat_agent(
+                services.agent, session, start, parser, lambda text: _send(ws, text),
+                lambda: ws.close(CloseCode.NORMAL), f"{services.settings.public_base}/api/calls/{start.call_sid}")
         async with services.registry.hold(start.call_sid, session), session:
             guard = MediaTimeGuard(services.settings.media_time_limits, asyncio.get_running_loop().time())
             await _pump(ws, parser, session, guard)
@@ -115,6 +121,8 @@ async def _pump(ws: WebSocket, parser: MediaStream, session: CallSession, guard:
                         session.on_media(event)
                     except TimestampJumpError as exc:  # the audio layer's own last-resort bound
                         raise ProtocolViolation(str(exc), CloseCode.POLICY_VIOLATION) from exc
+                elif isinstance(event, Mark | Dtmf):
+                    session.on_control(event)
         except ProtocolViolation as exc:
             session.stop(f"protocol violation: {exc.reason}")
             await ws.close(exc.close_code, exc.close_reason)
@@ -124,6 +132,14 @@ async def _pump(ws: WebSocket, parser: MediaStream, session: CallSession, guard:
                 session.stop("stop")
                 await ws.close(CloseCode.NORMAL)
                 return
+
+
+async def _send(ws: WebSocket, text: str) -> None:
+    """One frame to Twilio (agent mode); a socket that is gone is :class:`StreamGone` for the agent."""
+    try:
+        await ws.send_text(text)
+    except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+        raise StreamGone(repr(exc)) from exc
 
 
 def _frame(message: Mapping[str, object]) -> str | bytes:

@@ -18,19 +18,24 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from switchboard.agent.answer import AnswerDecision, agent_takes_over, decide_answer
 from switchboard.live.events import CallStatus
 from switchboard.routes.media_ws import STREAM_PATH
 from switchboard.services import Services
 from switchboard.store.base import CallMode
 from switchboard.store.errors import StoreError
 from switchboard.twilio.signature import public_url, validate_webhook, websocket_url
-from switchboard.twilio.twiml import busy_twiml, operator_twiml, voicemail_twiml
+from switchboard.twilio.twiml import agent_twiml, busy_twiml, message_twiml, operator_twiml, voicemail_twiml
 from switchboard.twilio_ids import is_call_sid
 
 log = logging.getLogger(__name__)
 
 VOICE_PATH = "/api/twilio/voice"
 STATUS_PATH = "/api/twilio/status"
+DIAL_PATH = "/api/twilio/dial-status"
+MACHINE = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax")
+"""``AnsweredBy`` values of answering-machine detection that are not a person
+(https://www.twilio.com/docs/voice/answering-machine-detection#webhook-parameters)."""
 VOICEMAIL_MESSAGE = "Thanks for calling. Please tell us your name, address and what the problem is after the tone."
 BUSY_MESSAGE = "Sorry, all our lines are busy right now. Please call again in a few minutes."
 
@@ -82,7 +87,14 @@ async def voice(request: Request) -> Response:
         log.warning("call %s turned away: %s", call_sid, refusal)
         return Response(busy_twiml(BUSY_MESSAGE), media_type="text/xml")
     settings = services.settings
-    mode: CallMode = "operator" if settings.operator_number else "voicemail"
+    outbound = (_field(form, "Direction") or "").startswith("outbound")
+    decision = AnswerDecision("agent", "outbound call") if outbound else decide_answer(
+        settings.answer, operator_configured=bool(settings.operator_number), hours=settings.business_hours,
+        now=datetime.now(UTC), operator_timeout_s=settings.operator_timeout_s)
+    mode: CallMode = "agent" if decision.who == "agent" else "operator" if settings.operator_number else "voicemail"
+    if mode == "agent" and services.agent is None:
+        log.error("call %s: the agent should answer but is not available", call_sid)
+        mode = "operator" if settings.operator_number else "voicemail"
     try:
         await services.store.create_call(
             call_sid, account_sid=_field(form, "AccountSid"), from_number=_field(form, "From"),
@@ -90,13 +102,55 @@ async def voice(request: Request) -> Response:
             status=_field(form, "CallStatus"), at=datetime.now(UTC))
     except StoreError as exc:
         log.error("call %s: could not store the call at webhook time: %s", call_sid, exc)
+    if outbound and services.agent is not None and (_field(form, "AnsweredBy") or "") in MACHINE:
+        profile = services.agent.profile(request.query_params.get("profile"))
+        return _twiml(message_twiml(profile.line("machine_message")))
     stream_url = websocket_url(settings.public_base, STREAM_PATH)
     params = {"token": services.stream_tokens().mint(call_sid, time.time())}
+    if mode == "agent":
+        extra = {k: v for k in ("lead", "profile") if (v := request.query_params.get(k))}
+        return _twiml(agent_twiml(stream_url, {**params, "mode": "agent", **extra}))
     if settings.operator_number:
-        twiml = operator_twiml(stream_url, params, settings.operator_number, caller_id=settings.twilio_phone_number)
-    else:
-        twiml = voicemail_twiml(stream_url, params, VOICEMAIL_MESSAGE)
-    return Response(twiml, media_type="text/xml")
+        action = public_url(settings.public_base, DIAL_PATH, "") if decision.agent_after_s is not None else None
+        return _twiml(operator_twiml(stream_url, params, settings.operator_number,
+                                     caller_id=settings.twilio_phone_number,
+                                     dial_timeout_s=decision.agent_after_s or 30, dial_action=action))
+    return _twiml(voicemail_twiml(stream_url, params, VOICEMAIL_MESSAGE))
+
+
+async def dial_status(request: Request) -> Response:
+    """The operator's ``<Dial>`` ended (auto mode): if nobody picked up, the agent takes the call; else hang up."""
+    services: Services = request.state.services
+    form = await _signed_form(request, DIAL_PATH)
+    if form is None:
+        return PlainTextResponse("invalid signature", status_code=403)
+    call_sid = _call_sid(form)
+    if call_sid is None:
+        return PlainTextResponse("missing, malformed or repeated CallSid", status_code=400)
+    settings = services.settings
+    missed = AnswerDecision("operator", "business hours", agent_after_s=settings.operator_timeout_s)
+    if services.agent is None or not agent_takes_over(missed, _field(form, "DialCallStatus") or ""):
+        return _twiml(busy_twiml_hangup())
+    log.info("call %s: the operator did not answer (%s); the agent takes it", call_sid,
+             _field(form, "DialCallStatus"))
+    try:
+        await services.store.create_call(call_sid, account_sid=_field(form, "AccountSid"), from_number=None,
+                                         to_number=None, direction=None, mode="agent", status=None,
+                                         at=datetime.now(UTC))
+    except StoreError as exc:
+        log.error("call %s: could not record the agent taking over: %s", call_sid, exc)
+    stream_url = websocket_url(settings.public_base, STREAM_PATH)
+    params = {"token": services.stream_tokens().mint(call_sid, time.time()), "mode": "agent"}
+    return _twiml(agent_twiml(stream_url, params, stop_fork=True))
+
+
+def busy_twiml_hangup() -> str:
+    """The operator answered (or the caller hung up): the call is over when the ``<Dial>`` ends."""
+    return '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>'
+
+
+def _twiml(body: str) -> Response:
+    return Response(body, media_type="text/xml")
 
 
 async def status(request: Request) -> Response:

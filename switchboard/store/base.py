@@ -49,6 +49,10 @@ class CallRecord:
     stats: dict[str, Any] | None
     recording_incomplete: bool = False
     """The recording stopped short on a write error (full disk, I/O error); it holds what reached the disk."""
+    usage: dict[str, Any] | None = None
+    """Agent calls: model tokens, TTS characters and STT seconds per provider."""
+    turn_latencies_ms: tuple[int, ...] = ()
+    """Agent calls: each agent turn's voice-to-voice latency (end of the caller's speech → first audio sent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +203,10 @@ class Store(Protocol):
 
     async def orphaned_calls(self, instance_id: str) -> list[CallRecord]:
         """Calls whose media stream ``instance_id`` held and that were never marked ended (it died mid-call)."""
+        ...
+
+    async def record_usage(self, call_sid: str, *, usage: Mapping[str, Any], turn_latencies_ms: Sequence[int]) -> None:
+        """An agent call's usage and turn latencies (its totals, replacing what was stored)."""
         ...
 
     async def end_call(

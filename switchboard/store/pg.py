@@ -34,7 +34,7 @@ from .migrate import migrate
 _CALL_COLUMNS: Final = (
     "id, call_sid, account_sid, from_number, to_number, direction, mode, status, status_seq, created_at,"
     " answered_at, started_at, ended_at, duration_s, media_ms, stream_sid, end_reason, recording_key,"
-    " recording_status, providers, stats, recording_incomplete"
+    " recording_status, providers, stats, recording_incomplete, usage, turn_latencies_ms"
 )
 # The voice webhook is authoritative for the call's metadata but never replaces a known value with NULL, and
 # never touches a status a callback already stored (it may be newer).
@@ -116,6 +116,7 @@ INSERT INTO stream_tokens (nonce, call_sid, expires_at) VALUES ($1, $2, $3)
 ON CONFLICT (nonce) DO NOTHING
 RETURNING 1
 """
+_RECORD_USAGE: Final = "UPDATE calls SET usage = $2, turn_latencies_ms = $3 WHERE call_sid = $1"
 _TOUCH_CALL: Final = "INSERT INTO calls (call_sid) VALUES ($1) ON CONFLICT (call_sid) DO NOTHING"
 # Serialises version numbering (and lead linking) per call without blocking segment inserts (FK key-share locks).
 _LOCK_CALL: Final = "SELECT 1 FROM calls WHERE call_sid = $1 FOR NO KEY UPDATE"
@@ -337,6 +338,11 @@ class PgStore:
         with _translated("add_segments"):
             await self._pool.execute(_ADD_SEGMENTS, *columns)
 
+    async def record_usage(self, call_sid: str, *, usage: Mapping[str, Any], turn_latencies_ms: Sequence[int]) -> None:
+        """An agent call's usage and turn latencies (replaces what was stored: the call's totals)."""
+        with _translated("record_usage"):
+            await self._pool.execute(_RECORD_USAGE, call_sid, dict(usage), list(turn_latencies_ms))
+
     async def get_call(self, call_sid: str) -> CallRecord | None:
         with _translated("get_call"):
             row = await self._pool.fetchrow(_GET_CALL, call_sid)
@@ -471,6 +477,7 @@ class PgStore:
 def _call_record(row: asyncpg.Record) -> CallRecord:
     values = dict(row)
     values["providers"] = tuple(values["providers"])
+    values["turn_latencies_ms"] = tuple(values["turn_latencies_ms"] or ())
     return CallRecord(**values)
 
 

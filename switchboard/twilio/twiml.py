@@ -1,7 +1,10 @@
 """TwiML replies to the voice webhook, built with twilio's ``VoiceResponse``.
 
-Both modes fork the call's audio with ``<Start><Stream track="both_tracks">``: Twilio opens our
-WebSocket and runs the next verb at once, so a verb must follow or the call ends (protocols/twilio.md §d).
+Operator and voicemail modes fork the call's audio with ``<Start><Stream track="both_tracks">``: Twilio opens our
+WebSocket and runs the next verb at once, so a verb must follow or the call ends
+(https://www.twilio.com/docs/voice/twiml/stream). Agent mode uses ``<Connect><Stream>``, the bidirectional stream:
+TwiML waits there until our server closes the socket, then ``<Hangup>`` ends the call; only the caller's track is
+delivered, the agent's is what we send (https://www.twilio.com/docs/voice/media-streams/websocket-messages).
 Twilio strips a query string from the stream URL (error 31920), so per-call values such as the one-time
 token travel as ``<Parameter>`` elements and come back in ``start.customParameters``.
 """
@@ -62,8 +65,12 @@ def operator_twiml(
     caller_id: str | None = None,
     stream_status_callback: str | None = None,
     dial_timeout_s: int = 30,
+    dial_action: str | None = None,
 ) -> str:
-    """Fork both tracks to ``stream_url``, then ring the operator; the stream lives as long as the call."""
+    """Fork both tracks to ``stream_url``, then ring the operator; the stream lives as long as the call.
+
+    ``dial_action``: Twilio posts the ``<Dial>``'s outcome (``DialCallStatus``) there and runs the TwiML it
+    answers (https://www.twilio.com/docs/voice/twiml/dial#action): how the agent takes a call the operator missed."""
     if not operator_number:
         raise TwimlError("operator number must not be empty")
     low, high = DIAL_TIMEOUT_RANGE_S
@@ -72,8 +79,47 @@ def operator_twiml(
     response = VoiceResponse()
     _start_stream(response, stream_url, params, stream_status_callback)
     caller = None if caller_id is None else _text("caller id", caller_id)
-    dial = response.dial(timeout=dial_timeout_s, caller_id=caller)
+    action = None if dial_action is None else _text("dial action", dial_action)
+    dial = response.dial(timeout=dial_timeout_s, caller_id=caller, action=action)
     dial.number(_text("operator number", operator_number))
+    return str(response)
+
+
+def agent_twiml(stream_url: str, params: Mapping[str, str], *, stop_fork: bool = False) -> str:
+    """Connect the call to the agent: ``<Connect><Stream>`` (bidirectional), then ``<Hangup>`` once we close it.
+
+    ``stop_fork``: first ``<Stop>`` the one-way fork an earlier answer started (the operator's ``<Dial>`` that
+    nobody picked up), since a call has one stream of ours at a time."""
+    url = _stream_url(stream_url)
+    response = VoiceResponse()
+    if stop_fork:
+        response.stop().stream(name=STREAM_NAME)
+    stream = response.connect().stream(url=url, name=STREAM_NAME)
+    for name, value in params.items():
+        if not name:
+            raise TwimlError("stream parameter names must not be empty")
+        stream.parameter(name=_text("parameter name", name), value=_text(f"parameter {name!r}", value))
+    response.hangup()
+    return str(response)
+
+
+def transfer_twiml(operator_number: str, *, caller_id: str | None = None, dial_timeout_s: int = 30) -> str:
+    """The call's new instructions when the agent hands it to a person (``calls(sid).update(twiml=…)``)."""
+    if not operator_number:
+        raise TwimlError("operator number must not be empty")
+    response = VoiceResponse()
+    dial = response.dial(timeout=dial_timeout_s, caller_id=None if caller_id is None else _text("caller id", caller_id))
+    dial.number(_text("operator number", operator_number))
+    return str(response)
+
+
+def message_twiml(message: str) -> str:
+    """Say ``message`` and hang up: what an answering machine gets on an outbound call, after the beep."""
+    if not message.strip():
+        raise TwimlError("message must not be empty")
+    response = VoiceResponse()
+    response.say(_text("message", message))
+    response.hangup()
     return str(response)
 
 

@@ -21,7 +21,9 @@ from switchboard.config import Secret, Settings
 from switchboard.lifecycle import Lifecycle
 from switchboard.replay.twilio_fake import Target
 from switchboard.serving import uvicorn_config
+from switchboard.transcribe.base import Transcriber
 from switchboard.transcribe.moonshine import RecognizerPool
+from switchboard.tts.factory import VoiceConfig
 from tests.pg_plugin import dsn_for
 
 AUTH_TOKEN = "e2e-twilio-auth-token"
@@ -66,18 +68,19 @@ async def fresh_database(server_dsn: str, prefix: str) -> str:
 
 @asynccontextmanager
 async def running_server(dsn: str, data_dir: Path, *, recognizers: RecognizerPool | None = None,
-                         lifecycle: Lifecycle | None = None, root_path: str = "",
-                         **overrides: Any) -> AsyncIterator[Server]:
+                         lifecycle: Lifecycle | None = None, root_path: str = "", stt: Transcriber | None = None,
+                         voices: VoiceConfig | None = None, **overrides: Any) -> AsyncIterator[Server]:
     """A real uvicorn server in this event loop; shut down (calls drained) on exit. ``recognizers`` is the
-    local engine's pool and ``lifecycle`` the caps, live calls and supervisor (see ``create_app``); ``root_path``
-    is uvicorn's (the prefix a proxy strips, which ``PUBLIC_URL`` then carries); ``overrides`` are settings."""
+    local engine's pool and ``lifecycle`` the caps, live calls and supervisor, ``stt`` (a transcriber) and ``voices``
+    replace the configured ones (see ``create_app``); ``root_path`` is uvicorn's (the prefix a proxy strips, which
+    ``PUBLIC_URL`` then carries); ``overrides`` are settings."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     options: dict[str, Any] = {"transcriber": "local", "stt_workers": 2, "live_queue": 5000, **overrides}
     settings = Settings(data_dir=data_dir, public_url=base + root_path, host="127.0.0.1", port=port,
                         twilio_auth_token=Secret(AUTH_TOKEN), api_token=Secret(API_TOKEN),
                         database_url=Secret(dsn), **options)
-    app = create_app(settings, recognizers=recognizers, lifecycle=lifecycle)
+    app = create_app(settings, recognizers=recognizers, lifecycle=lifecycle, transcriber=stt, voices=voices)
     uv = uvicorn.Server(uvicorn_config(app, settings, log_level="warning", root_path=root_path))
     task = asyncio.create_task(uv.serve())
     async with asyncio.timeout(60):

@@ -2,8 +2,11 @@
 
 A small HTTP/1.1 server on plain asyncio streams (so a fault can cut a connection, which an ASGI app cannot):
 ``POST /2010-04-01/Accounts/{AC}/Messages.json`` and ``…/Calls.json`` (form bodies, Basic auth, Twilio's JSON
-resource and error shapes), and ``GET …/Messages.json`` (a filtered page, newest first). Faults are injected for
-the next N requests (``times=None``: until :meth:`TwilioRestEmulator.clear`). Every request is logged in
+resource and error shapes), ``POST …/Calls/{CallSid}.json`` (update a live call with new ``Twiml``/``Url`` or a
+``Status``), and ``GET …/Messages.json`` (a filtered page, newest first). A placed call is answered by
+:attr:`TwilioRestEmulator.answered_by` (answering-machine detection's ``AnsweredBy``: ``human``,
+``machine_end_beep``…), which the test, acting as Twilio's call leg, passes to the voice webhook. Faults are
+injected for the next N requests (``times=None``: until :meth:`TwilioRestEmulator.clear`). Every request is logged in
 :attr:`TwilioRestEmulator.requests`; accepted messages and calls in :attr:`messages` / :attr:`calls`.
 
 Point the client at it with ``client.api.base_url = emu.base_url`` (the twilio client's own ``base_url``,
@@ -23,7 +26,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from tests.emulators.http_loopback import LoopbackHttpServer, Response
 
-_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-f]{32})/(?P<resource>Messages|Calls)\.json$")
+_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-f]{32})/(?P<resource>Messages|Calls)"
+                   r"(?:/(?P<sid>CA[0-9a-f]{32}))?\.json$")
 _E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 _REASONS = {
     200: "OK",
@@ -101,6 +105,9 @@ class TwilioRestEmulator(LoopbackHttpServer[Fault, RecordedRequest]):
         self.auth_token = auth_token
         self.messages: list[dict[str, Any]] = []
         self.calls: list[dict[str, Any]] = []
+        self.updates: list[dict[str, Any]] = []
+        """Every accepted call update: ``{"sid": …, **form}``."""
+        self.answered_by = "human"
 
     @property
     def base_url(self) -> str:
@@ -128,6 +135,10 @@ class TwilioRestEmulator(LoopbackHttpServer[Fault, RecordedRequest]):
             return self._list_messages(request)
         if request.method != "POST":
             return _error(405, 20004, "Method not allowed")
+        if match["sid"] is not None:
+            if match["resource"] != "Calls":
+                return _error(404, 20404, f"The requested resource {request.path} was not found")
+            return self._update_call(match["account"], match["sid"], request.form)
         create = self._create_message if match["resource"] == "Messages" else self._create_call
         response = create(match["account"], request.form)
         if fault is not None and fault.kind == "malformed" and response.status == 201:
@@ -176,8 +187,26 @@ class TwilioRestEmulator(LoopbackHttpServer[Fault, RecordedRequest]):
         call = {**self._resource(account, "Calls", sid), "to": to, "from": sender, "status": "queued",
                 "direction": "outbound-api", "parent_call_sid": None, "duration": None, "price": None,
                 "start_time": None, "end_time": None, "answered_by": None, "caller_name": None}  # fmt: skip
-        self.calls.append({**call, "request": dict(form)})
+        if form.get("MachineDetection") not in (None, "Enable", "DetectMessageEnd"):
+            return _error(400, 21626, f"Invalid MachineDetection: {form.get('MachineDetection')}")
+        answered = self.answered_by if form.get("MachineDetection") else None
+        self.calls.append({**call, "request": dict(form), "answered_by_result": answered})
         return _Response(201, json.dumps(call).encode())
+
+    def _update_call(self, account: str, sid: str, form: dict[str, str]) -> _Response:
+        call = next((c for c in self.calls if c["sid"] == sid), None)
+        if call is None:
+            # Inbound calls were never created here; Twilio knows them, so accept any well-formed SID.
+            call = {**self._resource(account, "Calls", sid), "to": None, "from": None, "status": "in-progress",
+                    "direction": "inbound", "parent_call_sid": None, "duration": None, "price": None,
+                    "start_time": None, "end_time": None, "answered_by": None, "caller_name": None}
+        if not (form.get("Twiml") or form.get("Url") or form.get("Status")):
+            return _error(400, 21205, "Url parameter is required.")
+        if form.get("Status") not in (None, "canceled", "completed"):
+            return _error(400, 21218, f"Invalid Status: {form.get('Status')}")
+        self.updates.append({"sid": sid, **form})
+        body = {k: v for k, v in call.items() if k not in ("request", "answered_by_result")}
+        return _Response(200, json.dumps(body).encode())
 
     def _list_messages(self, request: RecordedRequest) -> _Response:
         query = request.query

@@ -139,3 +139,33 @@ def test_limits_are_inclusive() -> None:
     assert parse(operator_twiml(STREAM, {}, "+1", dial_timeout_s=5))[1].attrib["timeout"] == "5"
     assert parse(operator_twiml(STREAM, {}, "+1", dial_timeout_s=600))[1].attrib["timeout"] == "600"
     assert parse(voicemail_twiml(STREAM, {}, "hi", max_seconds=1))[2].attrib["length"] == "1"
+
+
+def test_agent_twiml_connects_a_bidirectional_stream_then_hangs_up() -> None:
+    from switchboard.twilio.twiml import agent_twiml
+
+    root = parse(agent_twiml(STREAM, {**PARAMS, "mode": "agent"}))
+    assert children(root) == ["Connect", "Hangup"]
+    stream = root[0][0]
+    assert stream.tag == "Stream" and stream.attrib == {"url": STREAM, "name": "switchboard"}  # no track: inbound
+    assert {p.attrib["name"]: p.attrib["value"] for p in stream} == {**PARAMS, "mode": "agent"}
+    after_dial = parse(agent_twiml(STREAM, PARAMS, stop_fork=True))
+    assert children(after_dial) == ["Stop", "Connect", "Hangup"]
+    assert after_dial[0][0].attrib == {"name": "switchboard"}
+    with pytest.raises(TwimlError):
+        agent_twiml("https://example.com/stream", PARAMS)
+
+
+def test_operator_dial_action_and_transfer_and_machine_message() -> None:
+    from switchboard.twilio.twiml import message_twiml, transfer_twiml
+
+    action = "https://switchboard.example.com/api/twilio/dial-status"
+    root = parse(operator_twiml(STREAM, PARAMS, "+15551234567", dial_timeout_s=20, dial_action=action))
+    assert root[1].attrib == {"timeout": "20", "action": action}
+    transfer = parse(transfer_twiml("+447700900999", caller_id="+447700900000"))
+    assert children(transfer) == ["Dial"] and transfer[0][0].text == "+447700900999"
+    assert transfer[0].attrib["callerId"] == "+447700900000"
+    message = parse(message_twiml("Please call us back."))
+    assert children(message) == ["Say", "Hangup"] and message[0].text == "Please call us back."
+    with pytest.raises(TwimlError):
+        message_twiml("  ")

@@ -76,3 +76,25 @@ def test_stt_vocabulary_is_a_comma_separated_list(tmp_path: Path) -> None:
     settings = Settings.from_env({**env, "SWITCHBOARD_STT_VOCABULARY": " Ashgrove Terrace, Headingley,, "})
     assert settings.stt_vocabulary == ("Ashgrove Terrace", "Headingley")
     assert Settings.from_env(env).stt_vocabulary == ()
+
+
+def test_answer_settings_are_read_and_checked(tmp_path: Path) -> None:
+    env = {"SWITCHBOARD_DATA_DIR": str(tmp_path), "SWITCHBOARD_ANSWER": "Auto",
+           "SWITCHBOARD_BUSINESS_HOURS": "Mon-Fri 08:00-18:00; Europe/London", "SWITCHBOARD_OPERATOR_TIMEOUT_S": "15",
+           "SWITCHBOARD_AGENT_PROFILE": str(tmp_path / "acme.toml")}
+    s = Settings.from_env(env)
+    assert s.answer.value == "auto" and s.operator_timeout_s == 15 and s.agent_profile == tmp_path / "acme.toml"
+    assert s.business_hours is not None and len(s.business_hours.windows) == 5
+    default = Settings.from_env({"SWITCHBOARD_DATA_DIR": str(tmp_path)})
+    assert default.answer.value == "operator" and default.business_hours is None and default.agent_profile is None
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("SWITCHBOARD_ANSWER", "robot"),
+    ("SWITCHBOARD_BUSINESS_HOURS", "Mon-Fri 18:00-08:00"),
+    ("SWITCHBOARD_BUSINESS_HOURS", "weekdays; Mars/Olympus"),
+    ("SWITCHBOARD_OPERATOR_TIMEOUT_S", "2"),
+])
+def test_bad_answer_settings_fail_at_start(tmp_path: Path, name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({"SWITCHBOARD_DATA_DIR": str(tmp_path), name: value})
