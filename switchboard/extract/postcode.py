@@ -49,7 +49,8 @@ _SETS: Final = ("BCDEGPTVZ", "AHJK", "FLMNSX", "IY", "QUW")
 SET_COST: Final = 0.9
 LETTER_FOR_DIGIT: Final = {"8": (("A", 0.5), ("H", 0.7)), "0": (("O", 0.1),), "1": (("I", 0.8),)}
 DIGIT_FOR_LETTER: Final = {"O": (("0", 0.1),), "I": (("1", 0.8),), "L": (("1", 1.0),), "S": (("5", 1.0),),
-                           "Z": (("2", 1.0),), "B": (("8", 1.0),)}
+                           "Z": (("2", 1.0),), "B": (("8", 1.0),), "A": (("8", 0.6),), "H": (("8", 0.8),)}
+"""A letter heard in a digit slot: "eight" is heard as "a" (or "aitch") as often as the other way round."""
 DROP_COST: Final = 1.0
 """Cost of leaving out a clearly heard letter or digit next to a postcode (it may belong to it)."""
 WEAK_DROP_COST: Final = 0.4

@@ -114,6 +114,13 @@ def _unit_at(tokens: list[Token], i: int) -> list[Unit]:
             if repeated:
                 return [_make(tokens, i, first.last, repeated), *inner[1:]]
         return []
+    if low in TENS and _word(tokens, i + 1) == "," and _word(tokens, i + 2) in DIGITS \
+            and _word(tokens, i + 2) != "zero":
+        # "twenty, four": twenty, then four (the comma between outward and inward code: "G twenty, eight Q Q"),
+        # or 24 with a recogniser's comma inside ("C, f, twenty, four, three, h, q")
+        unit = DIGITS[_word(tokens, i + 2)]
+        tens = str(TENS[low])
+        return [_make(tokens, i, i + 3, (Reading(tens + unit), Reading(tens[0] + unit, 0.5)), number_word=True)]
     if low in TEENS or low in TENS or (low in DIGITS and _word(tokens, i + 1) == "hundred"):
         number = read_number(tokens, i)
         if number is not None:

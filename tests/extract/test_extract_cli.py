@@ -33,7 +33,7 @@ async def test_offline_json(transcript: Path, capsys: pytest.CaptureFixture[str]
     assert document["source"] == "offline"
     assert document["facts"]["needs_confirmation"] == []
     assert document["facts"]["evidence"]["postcode"]["source"] == "said"
-    assert document["facts"]["evidence"]["postcode"]["confidence"] > 0.9
+    assert document["facts"]["evidence"]["postcode"]["confidence"] >= 0.8  # not flagged
     assert document["facts"] | {"summary": None, "evidence": None, "needs_confirmation": None} == {
         "caller_name": "Robert McLeish", "callback_number": "+447700900614", "address": "41 Kelvin Drive, Glasgow",
         "postcode": "G20 8QQ", "urgency": "emergency", "issue_category": "gas", "summary": None,

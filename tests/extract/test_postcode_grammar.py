@@ -136,3 +136,14 @@ def test_parse_postcode_lists_costs() -> None:
     assert parse_postcode("LS62AB")[0] == ("LS6 2AB", 0.0)
     assert parse_postcode("QQ12AB") == []
     assert parse_postcode("") == []
+
+
+@pytest.mark.parametrize(("said", "expected", "flagged"), [
+    ("C, f, twenty, four, three, h, q..", "CF24 3HQ", True),  # the recogniser's commas inside "twenty four"
+    ("G twenty, eight Q Q", "G20 8QQ", False),  # a comma between the outward and inward codes
+    ("J. twenty, a P. Q..", "G20 8PQ", True),  # recogniser output for G20 8QQ: "a" in a digit slot is 8
+])
+def test_recogniser_forms(said: str, expected: str, flagged: bool) -> None:
+    [reading] = read_postcodes(said)
+    assert reading.value == expected
+    assert (reading.confidence < CONFIRM_BELOW) is flagged
