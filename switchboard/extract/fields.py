@@ -154,6 +154,8 @@ def spelled_words(text: str) -> list[str]:
     more, capitalised ("Okafor")."""
     words: list[str] = []
     for run in units(text):
+        if any(all(r.chars.isdigit() for r in unit.readings) for unit in run):
+            continue  # letters among digits are a postcode ("J. twenty, a P. Q."), not a spelling
         letters = ""
         for unit in [*run, None]:
             # a letter name, or any one-character token ("a" and "I" are letters too when spelled out)

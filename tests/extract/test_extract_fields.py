@@ -95,6 +95,7 @@ def test_spelled_forms() -> None:
     assert spelled_words("it's O K A F O R, Okafor") == ["Okafor"]
     assert spelled_words("O, k, a f, o r..") == ["Okafor"]  # the recogniser on the real_ivr_spelled_name voice
     assert spelled_words("Lima Sierra six two A B") == []
+    assert spelled_words("Robert Mcleash, Glasgow, J. twenty, a P. Q..") == []  # a postcode, not a spelling
     assert spelled_words("I see you") == []
     assert apply_spelling("Jo Smyth", ["Smith"]) is not None
     assert apply_spelling("Jo Smyth", ["Smith"]).value == "Jo Smith"  # type: ignore[union-attr]
