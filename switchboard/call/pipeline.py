@@ -19,6 +19,7 @@ from switchboard.transcribe.base import TranscriptStream
 RecordFn = Callable[[str, int, bytes, int], None]
 KEEP_UP_MS = 2_000
 """How far a silent track may fall behind the other before its silence is released (far above any reordering)."""
+CATCH_UP_STEP_MS = 60_000
 
 
 class TrackPipeline:
@@ -33,6 +34,9 @@ class TrackPipeline:
         self._resampler = StreamResampler(TWILIO_RATE, STT_RATE)
         self._samples_out = 0
         self._finished = False
+        self._heard = False
+        """Whether this track has had any media: one that never did (an inbound-only stream's outbound track) is
+        not fed silence, so its recogniser does no work for it."""
         self._batch_bytes = ms_to_samples(batch_ms, TWILIO_RATE)
         self._pending: list[bytes] = []
         self._pending_bytes = 0
@@ -40,6 +44,9 @@ class TrackPipeline:
         self._oldest_arrival = 0.0
 
     def push(self, chunk: int, timestamp_ms: int, payload: bytes) -> None:
+        if not self._heard:
+            self._heard = True
+            self._catch_up(timestamp_ms)
         if not self._pending:
             self._oldest_arrival = time.perf_counter()
         self._emit(self._jitter.push(chunk, timestamp_ms, payload))
@@ -50,10 +57,19 @@ class TrackPipeline:
     def keep_up(self, timestamp_ms: int) -> None:
         """Another track reached ``timestamp_ms``: if this one is more than ``KEEP_UP_MS`` behind, it is silent (an
         outbound track while nothing plays), so fill it up to there now. Its holes then never grow past a few
-        seconds, and the jitter buffer's gap bound only ever meets hostile timestamps."""
+        seconds, and the jitter buffer's gap bound only ever meets hostile timestamps. A track that has had no media
+        yet is left alone (the recording's aligner fills it; its recogniser has nothing to do)."""
+        if not self._heard:
+            return
         behind = timestamp_ms - KEEP_UP_MS
         if behind * SAMPLES_PER_MS > self._jitter.next_sample and not self._finished:
             self.release_until(behind)
+
+    def _catch_up(self, timestamp_ms: int) -> None:
+        """A track's first frame, minutes into the call: its silence goes to the recogniser a minute at a time (its
+        media times stay right, and memory stays bounded however late it starts)."""
+        while timestamp_ms - KEEP_UP_MS > self._jitter.next_sample // SAMPLES_PER_MS + CATCH_UP_STEP_MS:
+            self.release_until(self._jitter.next_sample // SAMPLES_PER_MS + CATCH_UP_STEP_MS)
 
     def finish(self) -> None:
         """Release everything held, drain the resampler's delay line and tell the recogniser the track ended."""
