@@ -364,9 +364,10 @@ async def test_what_callers_said_stays_text(page: Any, rig: Rig) -> None:
     assert "18:00" in await page.text_content(f'#calls li[data-sid="{sid}"]')  # the operator's zone (Tokyo)
     await page.goto(f"{rig.base}/leads")
     await page.locator(".lead .who", has_text=XSS[0]).wait_for()
-    for where in ("/calls/" + sid, "/calls?q=svg", "/leads"):
+    for where, rendered in ((f"/calls/{sid}", "#transcript .line >> nth=4"), ("/calls?q=svg", "#calls li"),
+                            ("/leads", ".lead")):
         await page.goto(f"{rig.base}{where}")
-        await page.wait_for_load_state("networkidle")
+        await page.locator(rendered).first.wait_for()
         assert await page.evaluate("window.__xss") is None
         assert await page.locator("main img, main svg, main script").count() == 0
         assert await page.locator("a[href^='javascript']").count() == 0
@@ -381,13 +382,13 @@ async def test_phone_width_and_keyboard(browser: Any, rig: Rig) -> None:
     try:
         await sign_in(page, rig.base)
         sid = await newest_replayed_call(rig)
-        for where in ("/", "/calls", "/leads", f"/calls/{sid}"):
+        for where, rendered in (("/", "#conn[data-state=live]"), ("/calls", "#calls li"), ("/leads", "#leads li"),
+                                (f"/calls/{sid}", "#transcript .line")):
             await page.goto(f"{rig.base}{where}")
-            await page.wait_for_load_state("networkidle")
+            await page.locator(rendered).first.wait_for()
             width = await page.evaluate("document.documentElement.scrollWidth")
             assert width <= 375, f"{where} is {width} px wide at a 375 px viewport"
             assert await page.is_visible("nav a[href='/calls']")
-        await page.locator("#transcript .line").first.wait_for()
         await page.screenshot(path=artifact("past-call-phone.png"), full_page=False)
         await page.goto(f"{rig.base}/leads")
         button = page.locator(".lead button.handled").first
