@@ -111,7 +111,9 @@ class Call:
                 elif n == 127:
                     n = struct.unpack("!Q", await self.reader.readexactly(8))[0]
                 body = await self.reader.readexactly(n)
-                if head[0] & 0x0F == 0x8:
+                if head[0] & 0x0F == 0x9:  # ping: a client must answer (RFC 6455 §5.5.2), or the server gives up
+                    self.writer.write(ws_frame(body, opcode=0xA))
+                elif head[0] & 0x0F == 0x8:
                     self.closed_at = time.monotonic()
                     self.close_code = struct.unpack("!H", body[:2])[0] if len(body) >= 2 else 1005
                     self.writer.write(ws_frame(body[:2], opcode=0x8))

@@ -13,6 +13,9 @@ Per run: server CPU over the media window per call-second, peak RSS growth per c
 /metrics, buckets fine enough to read 1, 2, 5, 10, 20 ms), ``drain`` (from the last frame sent to the last stream
 closed after ``stop``: a server that falls behind shows its backlog here) and the generator's lateness (p99 of how
 late its ticks finished). A run is real-time when every stream closed cleanly within 0.5 s of the last frame.
+On a shared machine a pinned server competes for its core with whatever else runs there: compare the core share it
+got with
+its CPU cost (1000 / CPU-ms per call-second = calls a whole core would carry at that cost, also printed).
 
     .venv/bin/python scripts/bench_server.py --floor [--calls 10 50 100 200 300] [--runs 3] [--seconds 20]
         [--profile prof.txt] [--json]
@@ -263,15 +266,16 @@ def generate(args: argparse.Namespace, server: Server, n: int, audio: Path) -> d
     return result
 
 
-def settle(server: Server, limit_s: float = 60.0) -> None:
-    """Wait until the server is idle (the last run's sessions finalised, post-call work done)."""
-    deadline, last = time.monotonic() + limit_s, cpu_seconds(server.proc.pid)
-    while time.monotonic() < deadline:
-        time.sleep(1.0)
-        now = cpu_seconds(server.proc.pid)
-        if now - last < 0.05:
-            return
-        last = now
+def settle(server: Server, limit_s: float = 120.0) -> None:
+    """Wait until the last run's calls have all ended (sessions finalised), then a second for post-call work."""
+    deadline = time.monotonic() + limit_s
+    while server.name == "switchboard" and time.monotonic() < deadline:
+        text = httpx.get(server.base + "/metrics").text
+        counts = dict(re.findall(r"^switchboard_calls_(started|ended)_total (\d+)", text, re.M))
+        if counts.get("started") == counts.get("ended"):
+            break
+        time.sleep(0.5)
+    time.sleep(1.0)
 
 
 def row(label: str, n: int, r: dict[str, Any]) -> str:
@@ -379,7 +383,9 @@ def summarise(args: argparse.Namespace, results: dict[int, dict[str, list[dict[s
               + f"\n       hand-off p99 ms {spread([r['handoff_p99_ms'] for r in ours])}"
               f"  drain s {spread([r['drain_s'] if r['drain_s'] is not None else 99.0 for r in ours])}"
               f"  generator late p99 ms {spread([r['gen_late_end_ms']['p99'] for r in ours + floor])}"
-              f"  real-time {'yes' if realtime else 'NO'}")
+              f"  real-time {'yes' if realtime else 'NO'}"
+              f"\n       calls per core at this CPU cost (1000 / median CPU-ms): "
+              f"{1000 / entry['cpu_ms_per_call_s']:.0f}")
     print(f"\nlargest N real-time in every run (of those tried): {largest or 'none'}")
     for name, totals in groups.items():
         total = sum(totals.values()) or 1

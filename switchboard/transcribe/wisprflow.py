@@ -38,6 +38,7 @@ from audio.endpoint import EndpointConfig, Utterance
 from audio.errors import UnsupportedRateError
 from switchboard.transcribe.base import Pcm16, TranscriptEvent, check_push
 from switchboard.transcribe.errors import TranscriptionError
+from switchboard.transcribe.latency import LatencyTracker
 from switchboard.transcribe.vad import DetectorPool, cloud_detectors
 from switchboard.transcribe.waker import Waker
 from switchboard.transcribe.wisprflow_session import Session, SessionConfig, SessionState, SessionSupply
@@ -84,8 +85,10 @@ class WisprFlowStream:
     """One track's :class:`~switchboard.transcribe.base.TranscriptStream`; one coroutine iterates it."""
 
     def __init__(self, track: str, config: SessionConfig, detector: ResettableDetector, detectors: DetectorPool,
-                 endpoint: EndpointConfig, warm_ttl_s: float, max_backlog_ms: int) -> None:
+                 endpoint: EndpointConfig, warm_ttl_s: float, max_backlog_ms: int,
+                 finals: LatencyTracker | None = None) -> None:
         self.track = track
+        self._finals = finals if finals is not None else LatencyTracker(config.final_timeout_s)
         self._detector, self._detectors = detector, detectors
         self._cutter = UtteranceCutter(detector, endpoint, max_backlog_ms)
         self._packet = round(config.packet_s * STT_RATE)
@@ -212,7 +215,7 @@ class WisprFlowStream:
             return
         u.end_ms = self._cutter.ms(cut.end_sample)
         u.committed_at = asyncio.get_running_loop().time()
-        u.session.commit()
+        u.session.commit(self._finals.deadline_s())
         if not self._ended:
             self._sessions.preopen()
 
@@ -240,6 +243,7 @@ class WisprFlowStream:
             self._sessions.retire(session)
             if head.committed_at is not None:
                 self._latency = asyncio.get_running_loop().time() - head.committed_at
+                self._finals.observe(self._latency)
             if session.language:
                 log.debug("track %s: detected language %s", self.track, session.language)
             if session.final:
@@ -274,9 +278,13 @@ class WisprFlowTranscriber:
                  language: Sequence[str] = ("en",), endpoint: EndpointConfig | None = None,
                  detectors: DetectorPool | None = None, warm_ttl_s: float = 8.0, close_timeout_s: float = 1.0,
                  context: Mapping[str, Any] | None = None, max_backlog_ms: int = 60_000,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None, min_final_timeout_s: float = 0.6) -> None:
         """``clock``: what the auth and final timeouts are measured on (the app passes the loop-lag monitor's
-        effective time, so our own overload is not blamed on WisprFlow); None = the event loop's clock."""
+        effective time, so our own overload is not blamed on WisprFlow); None = the event loop's clock.
+
+        The final timeout adapts (:class:`~.latency.LatencyTracker`): 3 × the p99 of recent commit → final times
+        of this transcriber's streams, within ``[min_final_timeout_s, final_timeout_s]``, so a stalled session is
+        given up on after well under a second when WisprFlow usually answers in a few hundred ms."""
         if not api_key:
             raise ValueError("WisprFlow needs an API key (set WISPRFLOW_API_KEY)")
         if not 250 <= packet_ms <= 1000:
@@ -297,6 +305,8 @@ class WisprFlowTranscriber:
         self._detectors = detectors if detectors is not None else cloud_detectors("webrtc")
         self._warm_ttl_s = warm_ttl_s
         self._max_backlog_ms = max_backlog_ms
+        self.final_latency = LatencyTracker(final_timeout_s, floor_s=min(min_final_timeout_s, final_timeout_s))
+        """Commit → final times of every stream: the final timeout follows them."""
 
     def __repr__(self) -> str:
         return f"WisprFlowTranscriber({self._config!r})"
@@ -308,7 +318,7 @@ class WisprFlowTranscriber:
             raise UnsupportedRateError(f"WisprFlow takes {STT_RATE} Hz PCM, got {sample_rate}")
         detector = await self._detectors.acquire()
         return WisprFlowStream(track, self._config, detector, self._detectors, self._endpoint,
-                               self._warm_ttl_s, self._max_backlog_ms)
+                               self._warm_ttl_s, self._max_backlog_ms, self.final_latency)
 
 
 __all__ = ["WisprFlowStream", "WisprFlowTranscriber", "WisprStreamStats"]

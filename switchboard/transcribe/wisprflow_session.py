@@ -97,6 +97,7 @@ class Session:
         self._commit_sent = False
         self._appended = 0  # packets written to the socket
         self._commit_at: float | None = None
+        self._final_timeout_s = config.final_timeout_s
         self._deadline: ClockTimeout | None = None
         self._work = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -124,14 +125,16 @@ class Session:
         self.fed_packets += len(packets)
         self._work.set()
 
-    def commit(self) -> None:
-        """No more packets; the final must arrive within ``final_timeout_s`` from now."""
+    def commit(self, final_timeout_s: float | None = None) -> None:
+        """No more packets; the final must arrive within ``final_timeout_s`` (default: the config's) from now."""
         if self.state is SessionState.FAILED:
             return
         if self.state in (SessionState.COMMITTED, SessionState.DONE) or not self.fed_packets:
             raise IllegalSessionUse(f"commit in state {self.state.name} after {self.fed_packets} packets")
         self.state = SessionState.COMMITTED
         self._total = self.fed_packets
+        if final_timeout_s is not None:
+            self._final_timeout_s = final_timeout_s
         self._commit_at = self._now()
         self._arm_deadline()
         self._work.set()
@@ -266,7 +269,7 @@ class Session:
                     self.partial, self.partial_version = reply.text, self.partial_version + 1  # a final before
                     self._wake()  # our commit cannot be the whole utterance's: it is only a hypothesis
         except TimeoutError as exc:
-            raise ProviderUnavailable(f"no final within {self._config.final_timeout_s} s of commit",
+            raise ProviderUnavailable(f"no final within {round(self._final_timeout_s, 2)} s of commit",
                                       provider=PROVIDER) from exc
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else None
@@ -282,7 +285,7 @@ class Session:
 
     def _arm_deadline(self) -> None:
         if self._deadline is not None and self._commit_at is not None:
-            self._deadline.reschedule(self._commit_at + self._config.final_timeout_s)
+            self._deadline.reschedule(self._commit_at + self._final_timeout_s)
 
 
 class SessionSupply:
