@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
+import os
 import resource
 import statistics
 import tempfile
@@ -139,6 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=120, help="audio per timing run")
     parser.add_argument("--minutes", type=int, default=60, help="length of the simulated call for memory")
+    parser.add_argument("--json", action="store_true", help='last line: {"whole_path_us_median": ...}')
     args = parser.parse_args()
     audio = speechlike(args.seconds)
     frames = len(audio) // FRAME_SAMPLES
@@ -183,6 +186,10 @@ def main() -> None:
         for minute, rss in points:
             print(f"memory after {minute:3d} simulated minutes: RSS {rss:7.1f} MB")
         print(f"memory growth over the call: {points[-1][1] - points[0][1]:+.1f} MB")
+    if args.json:
+        print(json.dumps({"whole_path_us_median": round(per_frame, 3), "whole_path_batched_us_median":
+                          round(batched, 3), "rss_growth_mb": round(points[-1][1] - points[0][1], 1),
+                          "loadavg": [round(x, 2) for x in os.getloadavg()]}))
 
 
 if __name__ == "__main__":

@@ -9,13 +9,13 @@ for each run, by the same load generator (``scripts/bench_loadgen.py``) with the
 cores the servers are pinned to core 0 and the generator to core 1 (``taskset``). The generator reports its own
 lateness and CPU, so a slow generator shows instead of flattering the server.
 
-Per run: server CPU over the media window per call-second, peak RSS growth per call, hand-off lag p50/p99 (from
-/metrics, buckets fine enough to read 1, 2, 5, 10, 20 ms), ``drain`` (from the last frame sent to the last stream
-closed after ``stop``: a server that falls behind shows its backlog here) and the generator's lateness (p99 of how
-late its ticks finished). A run is real-time when every stream closed cleanly within 0.5 s of the last frame.
-On a shared machine a pinned server competes for its core with whatever else runs there: compare the core share it
-got with
-its CPU cost (1000 / CPU-ms per call-second = calls a whole core would carry at that cost, also printed).
+Per run: server CPU from the first frame until every stream has closed, per call-second of media, peak RSS growth
+per call, hand-off lag p50/p99 (from /metrics, buckets fine enough to read 1, 2, 5, 10, 20 ms), ``drain`` (from the
+last frame sent to the last stream closed after ``stop``: a server that falls behind shows its backlog here) and the
+generator's lateness (p99 of how late its ticks finished). A run is real-time when every stream closed cleanly
+within 0.5 s of the last frame. On a shared machine a pinned server competes for its core with whatever else runs
+there: compare the core share it got with its CPU cost (1000 / CPU-ms per call-second = calls a whole core would
+carry at that cost, also printed).
 
     .venv/bin/python scripts/bench_server.py --floor [--calls 10 50 100 200 300] [--runs 3] [--seconds 20]
         [--profile prof.txt] [--json]
@@ -247,7 +247,7 @@ def start_floor(args: argparse.Namespace) -> Server:
 def generate(args: argparse.Namespace, server: Server, n: int, audio: Path) -> dict[str, Any]:
     """One run of the load generator against ``server``; its JSON result, with hand-off lag for ours."""
     metrics = server.name == "switchboard"
-    before = httpx.get(server.base + "/metrics").text if metrics else ""
+    before = httpx.get(server.base + "/metrics", timeout=120).text if metrics else ""
     cmd = [*pin(args.generator_core), sys.executable, str(ROOT / "scripts" / "bench_loadgen.py"),
            "--port", str(server.port), "--server-pid", str(server.proc.pid), "--wav", str(audio),
            "--calls", str(n), "--token", server.token, "--settle", str(max(1.0, n / 50))]
@@ -260,7 +260,8 @@ def generate(args: argparse.Namespace, server: Server, n: int, audio: Path) -> d
     if os.environ.get("BENCH_DEBUG"):
         print(result, file=sys.stderr)
     if metrics:
-        result["handoff_p50_ms"], result["handoff_p99_ms"] = lag_ms(before, httpx.get(server.base + "/metrics").text)
+        after = httpx.get(server.base + "/metrics", timeout=120).text
+        result["handoff_p50_ms"], result["handoff_p99_ms"] = lag_ms(before, after)
     result["realtime"] = (result["drain_s"] is not None and result["drain_s"] <= REALTIME_DRAIN_S
                           and result["closed_cleanly"] == n)
     return result
@@ -270,7 +271,7 @@ def settle(server: Server, limit_s: float = 120.0) -> None:
     """Wait until the last run's calls have all ended (sessions finalised), then a second for post-call work."""
     deadline = time.monotonic() + limit_s
     while server.name == "switchboard" and time.monotonic() < deadline:
-        text = httpx.get(server.base + "/metrics").text
+        text = httpx.get(server.base + "/metrics", timeout=120).text
         counts = dict(re.findall(r"^switchboard_calls_(started|ended)_total (\d+)", text, re.M))
         if counts.get("started") == counts.get("ended"):
             break

@@ -197,6 +197,8 @@ async def _services(settings: Settings, life: Lifecycle, transcriber: Transcribe
         # cancels what is left (loops waiting out a backoff), the store after that.
         supervisor = await stack.enter_async_context(life.supervisor)
         supervisor.start("segment-writer", writer.run)
+        if isinstance(stt, FallbackTranscriber):  # backups warm in the background: a failover meets no cold start
+            supervisor.start("warm-backups", stt.warm, essential=False)
         post_call = await build_post_call(settings, store, stack, supervisor, segments_settled=writer.settled)
         instance = instance_id(settings.data_dir, settings.instance_id)
         await recover_orphaned_calls(store, instance, settings.data_dir, post_call)  # before taking calls

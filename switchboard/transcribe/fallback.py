@@ -32,6 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -354,6 +355,11 @@ class FallbackStream:
 
 
 
+@runtime_checkable
+class _Warmable(Protocol):
+    async def warm(self) -> None: ...
+
+
 class FallbackTranscriber:
     """:class:`~switchboard.transcribe.base.Transcriber` over an ordered chain of providers; events keep the
     real provider's name. ``stall_timeouts`` overrides ``stall_timeout_s`` per provider name (a provider that
@@ -377,6 +383,13 @@ class FallbackTranscriber:
         self.overlap_ms, self.max_buffer_ms, self.speech_rms = overlap_ms, max_buffer_ms, speech_rms
         self.answer_slack_ms = answer_slack_ms
         breaker.register(*(p.name for p in self.providers))
+
+    async def warm(self) -> None:
+        """Warm every backup that can be (``warm()``: the local engine loads its model), so that failing over to it
+        costs no cold start; the app runs this once, in the background, at startup."""
+        for provider in self.providers[1:]:
+            if isinstance(provider, _Warmable):
+                await provider.warm()
 
     async def open(self, track: str, sample_rate: int) -> FallbackStream:
         """A stream on the first provider that opens; ``ProviderUnavailable`` only if every one fails."""

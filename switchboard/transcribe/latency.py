@@ -2,9 +2,9 @@
 
 A fixed "no final within 5 s" deadline makes every stall cost 5 s of silence before the backup is asked, although
 a healthy provider answers in a fraction of that. The tracker keeps the provider's recent answer times (commit →
-final, in seconds, as the caller measured them) and sets the deadline at ``factor`` × their p99, clamped to
-``[floor_s, ceiling_s]``: a provider that answers in 100 ms is given up on after ``floor_s``, one that takes 800 ms
-after ~2.4 s, and until ``min_samples`` answers have been seen (a fresh process) the deadline is ``ceiling_s``, the
+final, in seconds, as the caller measured them) and sets the deadline at ``factor`` (2.5) × their p99, clamped to
+``[floor_s, ceiling_s]``: a provider that answers in 100 ms is given up on after ``floor_s`` (0.5 s), one that takes
+800 ms after 2 s, and until ``min_samples`` answers have been seen (a fresh process) the deadline is ``ceiling_s``, the
 configured limit. One tracker per provider, shared by all its streams: latency is the provider's, not a call's.
 A false deadline costs a failover (lossless: the fallback replays the audio), never words.
 """
@@ -15,7 +15,7 @@ from collections import deque
 
 
 class LatencyTracker:
-    def __init__(self, ceiling_s: float, *, floor_s: float = 0.6, factor: float = 3.0, window: int = 64,
+    def __init__(self, ceiling_s: float, *, floor_s: float = 0.5, factor: float = 2.5, window: int = 64,
                  min_samples: int = 5) -> None:
         if not 0 < floor_s <= ceiling_s or factor < 1 or window < 1 or not 1 <= min_samples <= window:
             raise ValueError("need 0 < floor_s <= ceiling_s, factor >= 1, 1 <= min_samples <= window")

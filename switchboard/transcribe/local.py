@@ -211,6 +211,13 @@ class LocalTranscriber:
         self._max_backlog_ms = max_backlog_ms
         self._detectors = detectors if detectors is not None else DetectorPool()
 
+    async def warm(self) -> None:
+        """Load the model and one detector now, so the first stream opens at once. As a failover backup the local
+        engine is cold until a cloud provider fails, and a cold open (model load, seconds on a busy machine) would
+        turn a one-second failover into a lost transcript (the open timeout) exactly when it is needed."""
+        await self._pool.wait_ready()
+        self._detectors.release(await self._detectors.acquire())
+
     async def open(self, track: str, sample_rate: int) -> LocalStream:
         """A stream for ``track``; loads the model on first use, so a broken install fails here."""
         if sample_rate != STT_RATE:

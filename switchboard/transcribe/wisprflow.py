@@ -278,11 +278,11 @@ class WisprFlowTranscriber:
                  language: Sequence[str] = ("en",), endpoint: EndpointConfig | None = None,
                  detectors: DetectorPool | None = None, warm_ttl_s: float = 8.0, close_timeout_s: float = 1.0,
                  context: Mapping[str, Any] | None = None, max_backlog_ms: int = 60_000,
-                 clock: Callable[[], float] | None = None, min_final_timeout_s: float = 0.6) -> None:
+                 clock: Callable[[], float] | None = None, min_final_timeout_s: float = 0.5) -> None:
         """``clock``: what the auth and final timeouts are measured on (the app passes the loop-lag monitor's
         effective time, so our own overload is not blamed on WisprFlow); None = the event loop's clock.
 
-        The final timeout adapts (:class:`~.latency.LatencyTracker`): 3 × the p99 of recent commit → final times
+        The final timeout adapts (:class:`~.latency.LatencyTracker`): 2.5 × the p99 of recent commit → final times
         of this transcriber's streams, within ``[min_final_timeout_s, final_timeout_s]``, so a stalled session is
         given up on after well under a second when WisprFlow usually answers in a few hundred ms."""
         if not api_key:

@@ -471,3 +471,15 @@ async def test_scripted_stream_is_an_async_iterator() -> None:
     stream.end()
     events = [e async for e in stream]
     assert [(e.text, e.is_final, e.provider) for e in events] == [("w7", False, "s"), ("w7", True, "s")]
+
+
+async def test_warm_warms_the_backups_not_the_primary() -> None:
+    warmed: list[str] = []
+
+    class Warmable(ScriptedTranscriber):
+        async def warm(self) -> None:
+            warmed.append(self.name)
+
+    primary, backup = Warmable(name="primary"), Warmable(name="backup")
+    await _fallback(primary, backup, ScriptedTranscriber(name="plain"), clock=FakeClock()).warm()
+    assert warmed == ["backup"]

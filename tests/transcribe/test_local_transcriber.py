@@ -366,3 +366,13 @@ def own_tasks() -> set[asyncio.Task[object]]:
 def _code_file(task: asyncio.Task[object]) -> str:
     code = getattr(task.get_coro(), "cr_code", None)
     return code.co_filename if code is not None else ""
+
+
+async def test_warm_loads_the_engine_and_a_detector_before_any_stream() -> None:
+    pool = make_pool(FakeEngine())
+    detectors = DetectorPool()
+    assert pool.stats().engines == 0 and detectors.idle == 0
+    await LocalTranscriber(pool, detectors=detectors).warm()
+    assert pool.stats().engines == 1
+    assert detectors.idle == 1  # built and put back: the first stream takes it without building one
+    await pool.aclose()
