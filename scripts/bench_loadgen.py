@@ -138,7 +138,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.gather(*(c.connect(args.host, args.port, args.path, args.signature) for c in calls))
     connected = ws_frame(orjson.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
     for c in calls:
-        params = {"token": stream_token(args.token, c.call_sid)} if args.token else {}
+        params = {"token": stream_token(args.token, c.call_sid, now=time.time(), ttl_s=600)} if args.token else {}
         start = {"accountSid": ACCOUNT_SID, "streamSid": STREAM_SID, "callSid": c.call_sid,
                  "tracks": ["inbound", "outbound"], "customParameters": params,
                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}

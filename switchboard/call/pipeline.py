@@ -1,4 +1,12 @@
-"""One track of one call: jitter buffer → recorder, and μ-law decode → 16 kHz resample → transcript stream."""
+"""One track of one call: jitter buffer → recorder, and μ-law decode → 16 kHz resample → transcript stream.
+
+Batching by what is already waiting, never by waiting for more: frames released by the jitter buffer are recorded at
+once and collected; :meth:`TrackPipeline.hand_off` decodes and resamples everything collected in one go, and the
+session calls it once per event-loop wake-up (after every message that was already read has been pushed). At real
+time that is one frame per hand-off, so batching adds no latency; when the server falls behind, the frames read in
+one wake-up go out as one batch, so the per-call overhead of decode and resample falls just when CPU is short.
+``max_batch_ms`` bounds what a pipeline collects without a hand-off (a caller that never calls it).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +34,7 @@ class TrackPipeline:
     """Everything a track's audio goes through on the media path; synchronous and cheap per frame."""
 
     def __init__(self, track: str, stream: TranscriptStream, record: RecordFn, *, window_ms: int = 60,
-                 batch_ms: int = 40, lag: Histogram | None = None) -> None:
+                 max_batch_ms: int = 200, lag: Histogram | None = None) -> None:
         self.track = track
         self._stream = stream
         self._record = record
@@ -37,7 +45,7 @@ class TrackPipeline:
         self._heard = False
         """Whether this track has had any media: one that never did (an inbound-only stream's outbound track) is
         not fed silence, so its recogniser does no work for it."""
-        self._batch_bytes = ms_to_samples(batch_ms, TWILIO_RATE)
+        self._batch_bytes = ms_to_samples(max_batch_ms, TWILIO_RATE)
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._lag = lag
@@ -77,7 +85,7 @@ class TrackPipeline:
             return
         self._finished = True
         self._emit(self._jitter.flush())
-        self._resample_pending()
+        self.hand_off()
         self._to_stream(self._resampler.flush())
         self._stream.end()
 
@@ -90,11 +98,15 @@ class TrackPipeline:
             self._pending.append(frame.payload)
             self._pending_bytes += len(frame.payload)
         if self._pending_bytes >= self._batch_bytes:
-            self._resample_pending()
+            self.hand_off()
 
-    def _resample_pending(self) -> None:
-        """Decode and resample in small batches: per-call overhead dominates at 20 ms (see scripts/bench_audio.py).
-        The batch is short (40 ms by default) so the hand-off lag it adds stays one frame."""
+    @property
+    def pending(self) -> bool:
+        """Frames are collected that :meth:`hand_off` has not yet passed on."""
+        return bool(self._pending)
+
+    def hand_off(self) -> None:
+        """Decode and resample every collected frame in one batch and push it to the transcript stream."""
         if self._pending:
             payload = b"".join(self._pending)
             self._pending.clear()

@@ -96,6 +96,8 @@ class CallSession:
         self._relay = TranscriptRelay(start.call_sid, deps.hub, deps.writer, deps.metrics, deps.drain_stall_s,
                                       self._note_final)
         self._tracks: dict[str, TrackPipeline] = {}
+        self._hand_off: asyncio.Handle | None = None
+        """The pipelines' hand-off, scheduled for the end of this wake-up (owned here, cancelled by stop)."""
         self._stack = AsyncExitStack()
         self._recorder: Recorder | None = None
         self._live_task: asyncio.Task[None] | None = None
@@ -163,8 +165,20 @@ class CallSession:
             for other in self._tracks.values():  # a silent track's holes are filled as time moves on, not at once
                 if other is not pipeline:
                     other.keep_up(media.timestamp_ms)
+            self._schedule_hand_off()
             if self.agent is not None and media.track == "inbound":
                 self.agent.on_caller_audio(media)
+
+    def _schedule_hand_off(self) -> None:
+        if self._hand_off is None:
+            # once per wake-up: every message already read is pushed first, then they go out as one batch
+            self._hand_off = asyncio.get_running_loop().call_soon(self._hand_off_all)
+
+    def _hand_off_all(self) -> None:
+        self._hand_off = None
+        for pipeline in self._tracks.values():
+            if pipeline.pending:
+                pipeline.hand_off()
 
     def on_control(self, event: Mark | Dtmf) -> None:
         """A mark echo or a key press (bidirectional streams only): the agent's."""
@@ -178,6 +192,7 @@ class CallSession:
         if pipeline is not None and payload and not self._stopped:
             self._agent_chunks += 1
             pipeline.push(self._agent_chunks, timestamp_ms, payload)
+            self._schedule_hand_off()
 
     def agent_said(self, text: str, start_ms: int, end_ms: int) -> None:
         self._agent_seq += 1
@@ -208,6 +223,9 @@ class CallSession:
         self.end_reason = reason
         if self.agent is not None:
             self.agent.stop(reason)
+        if self._hand_off is not None:  # finish() hands off what is collected
+            self._hand_off.cancel()
+            self._hand_off = None
         for pipeline in self._tracks.values():
             pipeline.finish()
         self._relay.stop()

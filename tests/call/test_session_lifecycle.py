@@ -223,3 +223,21 @@ async def test_the_wall_clock_only_stamps_start_and_end() -> None:
     async with fakes.session() as session:
         session.stop("stop")
     assert fakes.row()["ended_at"] - fakes.row()["created_at"] == timedelta(minutes=5)
+
+
+async def test_audio_is_handed_to_the_recogniser_once_per_wake_up_never_held_for_more() -> None:
+    """Frames read in one wake-up go out together at its end; a lone frame goes out at the end of its own wake-up
+    (no waiting for a batch to fill: batching adds no latency)."""
+    fakes = Fakes()
+    lag = fakes.metrics.handoff_lag
+    async with fakes.session() as session:
+        speak(session, "inbound", 0, "#" * 5)  # five messages already read in one wake-up
+        assert lag.count == 0  # nothing yet: the rest of this wake-up's messages may still come
+        await asyncio.sleep(0)
+        assert lag.count == 1  # one hand-off for the five
+        speak(session, "inbound", 100, "#", first_chunk=6)  # a single frame
+        await asyncio.sleep(0)
+        assert lag.count == 2
+        speak(session, "inbound", 120, "#", first_chunk=7)
+        session.stop("stop")  # a hand-off still scheduled is done by the flush, once
+    assert lag.count == 3
