@@ -5,7 +5,7 @@ once and collected; :meth:`TrackPipeline.hand_off` decodes and resamples everyth
 session calls it once per event-loop wake-up (after every message that was already read has been pushed). At real
 time that is one frame per hand-off, so batching adds no latency; when the server falls behind, the frames read in
 one wake-up go out as one batch, so the per-call overhead of decode and resample falls just when CPU is short.
-``max_batch_ms`` bounds what a pipeline collects without a hand-off (a caller that never calls it).
+``max_batch_ms`` (40) bounds what a pipeline collects between hand-offs (a caller that never calls it).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class TrackPipeline:
     """Everything a track's audio goes through on the media path; synchronous and cheap per frame."""
 
     def __init__(self, track: str, stream: TranscriptStream, record: RecordFn, *, window_ms: int = 60,
-                 max_batch_ms: int = 200, lag: Histogram | None = None) -> None:
+                 max_batch_ms: int = 40, lag: Histogram | None = None) -> None:
         self.track = track
         self._stream = stream
         self._record = record

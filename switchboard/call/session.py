@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+HAND_OFF_CAP_MS = 200
+"""Most audio a track collects in one wake-up before it is handed off anyway (a server far behind reads many)."""
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -147,7 +150,9 @@ class CallSession:
         agent_track = self.agent is not None and track == "outbound"
         stream = NullStream(track) if agent_track else await self.deps.transcriber.open(track, STT_RATE)
         self._stack.push_async_callback(stream.aclose)
-        self._tracks[track] = TrackPipeline(track, stream, self._recorder.write, lag=self.deps.metrics.handoff_lag)
+        # hand-offs come once per wake-up (on_media); the cap only bounds one wake-up's batch
+        self._tracks[track] = TrackPipeline(track, stream, self._recorder.write, max_batch_ms=HAND_OFF_CAP_MS,
+                                            lag=self.deps.metrics.handoff_lag)
         return stream
 
     async def _caller_id(self) -> str | None:
