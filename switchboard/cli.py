@@ -1,4 +1,4 @@
-"""``switchboard serve | demo | replay | transcribe | extract``."""
+"""``switchboard serve | demo | replay | call | transcribe | extract``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from switchboard.config import ConfigError, Settings, load_local_secrets
 
 REPO_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DEMO_FIXTURE = "tts_leak_emergency_leeds.wav"
+DIALOGS = REPO_FIXTURES / "dialogs" / "dialogs.json"
+DEMO_DIALOG = "routine_repair"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,11 +32,21 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="serve on embedded defaults and replay a bundled call")
     demo.add_argument("--fixture", type=Path, help=f"stereo μ-law WAV (default fixtures/{DEMO_FIXTURE})")
-    demo.add_argument("--speed", type=float, default=2.0, help="replay speed (1 = real time)")
+    demo.add_argument("--speed", type=float, default=None,
+                      help="replay speed (1 = real time; default 2, or 1 with --agent)")
+    demo.add_argument("--agent", action="store_true",
+                      help="the voice agent answers a scripted caller instead (offline voice, dialog and STT)")
+    demo.add_argument("--dialog", default=DEMO_DIALOG, help=f"with --agent: the scripted caller (default "
+                      f"{DEMO_DIALOG}; see fixtures/dialogs/dialogs.json)")
     demo.add_argument("--stay", action="store_true", help="keep serving the dashboard after the call (Ctrl-C stops)")
 
     replay = sub.add_parser("replay", help="act as Twilio: replay a stereo WAV as a call against a server")
-    replay.add_argument("file", type=Path)
+    replay.add_argument("file", type=Path, nargs="?", help="stereo μ-law WAV (not with --dialog)")
+    replay.add_argument("--dialog", metavar="NAME", help="be the caller of the agent (a bidirectional stream): a "
+                        "scripted dialog from --dialogs, or 'all'")
+    replay.add_argument("--dialogs", type=Path, default=DIALOGS, help="the dialog scripts (dialogs.json)")
+    replay.add_argument("--echo-db", type=float, default=None, metavar="DB",
+                        help="with --dialog: the agent's voice leaks back into the caller's track at this level")
     replay.add_argument("--url", default=None, help="server base URL (default http://SWITCHBOARD_HOST:PORT)")
     replay.add_argument("--public-url", default=None, 
                         help="URL the server signs against (default: PUBLIC_URL or --url)")
@@ -47,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--seed", type=int, default=0)
     replay.add_argument("--partials", action="store_true", help="print partial transcripts too")
     replay.add_argument("--json", action="store_true", help="end with one JSON object")
+
+    call = sub.add_parser("call", help="have the agent call someone (POST /api/calls on a running server)")
+    call.add_argument("to", help="the number to call, e.g. +447700900123")
+    call.add_argument("--lead", type=int, help="the lead the call is about")
+    call.add_argument("--profile", help="agent profile name (NAME.toml next to SWITCHBOARD_AGENT_PROFILE)")
+    call.add_argument("--url", default=None, help="server base URL (default http://SWITCHBOARD_HOST:PORT)")
 
     tr = sub.add_parser("transcribe", help="transcribe a stereo WAV offline (no server)")
     tr.add_argument("file", type=Path)
@@ -77,10 +95,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return serve(settings.with_overrides(**_bind(args, settings)))
+    if args.command == "demo" and args.agent:
+        from switchboard.replay.demo_agent import demo_agent
+
+        return asyncio.run(demo_agent(settings, DIALOGS, args.dialog, args.speed or 1.0))
     if args.command == "demo":
-        return asyncio.run(demo(settings, args.fixture or REPO_FIXTURES / DEMO_FIXTURE, args.speed, stay=args.stay))
+        return asyncio.run(demo(settings, args.fixture or REPO_FIXTURES / DEMO_FIXTURE, args.speed or 2.0,
+                                stay=args.stay))
+    if args.command == "replay" and args.dialog:
+        return asyncio.run(replay_dialog(settings, args))
     if args.command == "replay":
+        if args.file is None:
+            print("switchboard replay: give a WAV file or --dialog NAME", file=sys.stderr)
+            return 2
         return asyncio.run(replay(settings, args))
+    if args.command == "call":
+        return asyncio.run(place_call(settings, args))
     if args.command == "transcribe":
         return asyncio.run(transcribe(args.file, as_json=args.json))
     if args.command == "extract":
@@ -206,6 +236,77 @@ async def replay(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report))
     return 0 if report["ok"] else 1
+
+
+def _tokens(settings: Settings) -> tuple[str, str]:
+    """The Twilio auth token and API token a server on this machine uses (env, else its data dir's secrets)."""
+    local = load_local_secrets(settings.data_dir, create=False)
+    auth = os.environ.get("TWILIO_AUTH_TOKEN") or local.get("twilio_auth_token") or settings.twilio_auth_token.reveal()
+    api = os.environ.get("SWITCHBOARD_API_TOKEN") or local.get("api_token") or settings.api_token.reveal()
+    return auth, api
+
+
+async def replay_dialog(settings: Settings, args: argparse.Namespace) -> int:
+    """Be the caller of the agent for one scripted dialog (or all); print both sides and the latencies."""
+    import httpx
+
+    from switchboard.replay.caller import call_agent, report
+    from switchboard.replay.script import load_dialogs
+    from switchboard.replay.twilio_fake import ReplayError, Target
+
+    dialogs = {d.name: d for d in load_dialogs(args.dialogs)}
+    names = list(dialogs) if args.dialog == "all" else [args.dialog]
+    unknown = [n for n in names if n not in dialogs]
+    if unknown:
+        print(f"switchboard replay: no dialog {unknown[0]!r}; known: {', '.join(dialogs)}", file=sys.stderr)
+        return 2
+    base = (args.url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    auth, api = _tokens(settings)
+    target = Target(base, args.public_url or os.environ.get("PUBLIC_URL") or base, auth, api)
+    reports = []
+    async with httpx.AsyncClient(timeout=60) as client:
+        for name in names:
+            try:
+                result = await call_agent(target, dialogs[name], client=client, speed=args.speed or 1.0,
+                                          echo_db=args.echo_db)
+            except (ReplayError, OSError) as exc:
+                print(f"switchboard replay: {exc}", file=sys.stderr)
+                return 1
+            reports.append(report(result))
+            if not args.json:
+                _print_dialog(reports[-1])
+    if args.json:
+        print(json.dumps(reports))
+    return 0
+
+
+def _print_dialog(rep: dict[str, object]) -> None:
+    print(f"--- {rep['dialog']} ({rep['call_sid']}): ended by {rep['ended_by']} ({rep['end_reason']}) ---")
+    for at, speaker, text in rep["transcript"]:  # type: ignore[attr-defined]
+        print(f"{at:7.2f}s {speaker:>6}: {text}")
+    print(f"facts: {json.dumps(rep['facts'])}")
+    print(f"latency (media ms): {json.dumps(rep['latency_ms'])}")
+    print(f"usage: {json.dumps(rep['usage'])}", flush=True)
+
+
+async def place_call(settings: Settings, args: argparse.Namespace) -> int:
+    import httpx
+
+    base = (args.url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    _, api = _tokens(settings)
+    body = {"to": args.to, **({"lead_id": args.lead} if args.lead is not None else {}),
+            **({"profile": args.profile} if args.profile else {})}
+    async with httpx.AsyncClient(timeout=30) as client:
+        try:
+            response = await client.post(f"{base}/api/calls", json=body, headers={"Authorization": f"Bearer {api}"})
+        except httpx.HTTPError as exc:
+            print(f"switchboard call: cannot reach {base}: {exc}", file=sys.stderr)
+            return 1
+    if response.status_code != 201:
+        print(f"switchboard call: {response.status_code}: {response.text}", file=sys.stderr)
+        return 1
+    print(json.dumps(response.json()))
+    return 0
 
 
 async def transcribe(path: Path, *, as_json: bool) -> int:

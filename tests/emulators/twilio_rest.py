@@ -19,6 +19,7 @@ import base64
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
@@ -108,6 +109,8 @@ class TwilioRestEmulator(LoopbackHttpServer[Fault, RecordedRequest]):
         self.updates: list[dict[str, Any]] = []
         """Every accepted call update: ``{"sid": …, **form}``."""
         self.answered_by = "human"
+        self.on_update: Callable[[dict[str, Any]], None] | None = None
+        """Called with each accepted call update (a test acting as Twilio ends the call's stream on it)."""
 
     @property
     def base_url(self) -> str:
@@ -205,6 +208,8 @@ class TwilioRestEmulator(LoopbackHttpServer[Fault, RecordedRequest]):
         if form.get("Status") not in (None, "canceled", "completed"):
             return _error(400, 21218, f"Invalid Status: {form.get('Status')}")
         self.updates.append({"sid": sid, **form})
+        if self.on_update is not None:
+            self.on_update({"sid": sid, **form})
         body = {k: v for k, v in call.items() if k not in ("request", "answered_by_result")}
         return _Response(200, json.dumps(body).encode())
 
