@@ -91,7 +91,10 @@ async def wait_ready(base: str) -> None:
 async def watch(base: str, sent: dict[int, float], stop: asyncio.Event) -> None:
     """Record when each final transcript event reaches a loopback client (keyed by its hub ``id``)."""
     ws_base = base.replace("http://", "ws://")
-    async with connect(f"{ws_base}/api/live?after=0", max_size=2**24,
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {API_TOKEN}"}) as client:
+        listing = (await client.get(f"{base}/api/calls", params={"live": "true", "limit": 1})).json()
+    after = listing["live_after"]  # from now on: earlier runs' events are still retained by the hub
+    async with connect(f"{ws_base}/api/live?after={after}", max_size=2**24,
                        additional_headers={"Authorization": f"Bearer {API_TOKEN}"}) as ws:
         while not stop.is_set():
             try:
