@@ -126,19 +126,26 @@ class CallSession:
             self.deps.data_dir, lambda part: recording_key(self.call_sid, self.started_at, part), self.deps.recorder)
         self._recorder = recorder
         try:
-            streams = [(track, await self._open(track)) for track in TRACKS]
+            streams = []
+            if self.agent is not None:
+                # The greeting goes out while the caller's recogniser opens (which can take hundreds of ms): the
+                # agent's own track first, then the agent in a group of its own (exited last, after the drain).
+                streams.append(("outbound", await self._open("outbound")))
+                agent_group = await self._stack.enter_async_context(asyncio.TaskGroup())
+                self._relay.listener = self._heard
+                agent_group.create_task(self.agent.run(), name=f"agent:{self.call_sid}")
+            streams += [(track, await self._open(track)) for track in TRACKS if track not in self._tracks]
             group = await self._stack.enter_async_context(asyncio.TaskGroup())
             for track, stream in streams:
                 self._relaying += 1
                 group.create_task(self._relay_track(track, stream), name=f"transcripts:{self.call_sid}:{track}")
-            if self.agent is not None:
-                self._relay.listener = self._heard
-                group.create_task(self.agent.run(), name=f"agent:{self.call_sid}")
             if self.deps.live_extractor is not None:
                 self._live = LiveExtraction(self.call_sid, self.deps.live_extractor, self.deps.hub,
                                             caller_id=self._caller_id)
                 self._live_task = group.create_task(self._live.run(), name=f"live-extraction:{self.call_sid}")
         except BaseException:
+            if self.agent is not None:
+                self.agent.stop("the call could not start")
             await self._stack.aclose()
             recorder.close()
             raise
