@@ -6,10 +6,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
 
 RUN useradd --create-home --uid 10001 switchboard && mkdir -p /data && chown switchboard /data
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY audio ./audio
 COPY switchboard ./switchboard
-RUN pip install .
+RUN pip install -c requirements.lock .
 
 USER switchboard
 VOLUME ["/data"]
