@@ -11,20 +11,11 @@ trying the same provider again can help; ``None`` takes the subclass's default. 
 Runtime, HTTP clients) are translated once, at the provider boundary, with ``raise ... from exc``.
 """
 
+from switchboard.provider_error import ProviderError
 
-class TranscriptionError(Exception):
+
+class TranscriptionError(ProviderError):
     """Base of every error raised by :mod:`switchboard.transcribe`."""
-
-    default_retryable: bool = False
-
-    def __init__(self, message: str, retryable: bool | None = None, provider: str = "unknown") -> None:
-        super().__init__(message)
-        self.message = message
-        self.provider = provider
-        self.retryable = self.default_retryable if retryable is None else retryable
-
-    def __str__(self) -> str:
-        return f"[{self.provider}] {self.message}"
 
 
 class ProviderUnavailable(TranscriptionError):

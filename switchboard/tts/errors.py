@@ -7,26 +7,17 @@
     ├── VoiceProtocolError     the provider sent something we cannot read (garbage, an error message)
     └── VoiceClosedError       text pushed to a stream after ``aclose()`` (a caller bug)
 
-The shape is the one :mod:`switchboard.transcribe.errors` uses: ``retryable`` tells the fallback voice whether
+The base (:mod:`switchboard.provider_error`) is the one transcription uses: ``retryable`` tells the fallback voice whether
 the same provider may serve the next call (a bad key will not; a dropped socket may). Foreign errors
 (websockets, the ElevenLabs SDK, ctypes, ONNX Runtime) are translated once, at the provider boundary, with
 ``raise ... from exc``.
 """
 
+from switchboard.provider_error import ProviderError
 
-class VoiceError(Exception):
+
+class VoiceError(ProviderError):
     """Base of every error raised by :mod:`switchboard.tts`."""
-
-    default_retryable: bool = False
-
-    def __init__(self, message: str, retryable: bool | None = None, provider: str = "unknown") -> None:
-        super().__init__(message)
-        self.message = message
-        self.provider = provider
-        self.retryable = self.default_retryable if retryable is None else retryable
-
-    def __str__(self) -> str:
-        return f"[{self.provider}] {self.message}"
 
 
 class VoiceUnavailable(VoiceError):
