@@ -20,10 +20,10 @@ carry at that cost, also printed).
     .venv/bin/python scripts/bench_server.py --floor [--calls 10 50 100 200 300] [--runs 3] [--seconds 20]
         [--profile prof.txt] [--json]
 
-``--profile FILE`` adds one unmeasured run at ``--profile-calls`` (100) under py-spy and prints where the server's
+``--profile FILE`` adds one unmeasured run at ``--profile-calls`` (100) under py-spy and prints where each server's
 CPU went, grouped (transport, parsing, audio, jitter/alignment, recording, metrics/logging, asyncio scheduling, our
-glue); FILE keeps the collapsed stacks. ``--json`` prints, as the last line, the headline figures at ``--headline``
-calls (100) as medians over the runs, with the curve and the largest real-time N.
+glue); FILE-switchboard and FILE-floor keep the collapsed stacks. ``--json`` prints, as the last line, the headline
+figures at ``--headline`` calls (100) as medians over the runs, with the curve and the largest real-time N.
 
 ``measure`` (one run through the full replay tool: webhooks, live subscription, post-call work) is kept for
 ``scripts/bench_failover.py``.
@@ -294,6 +294,7 @@ def spread(values: list[float]) -> str:
 def profile(args: argparse.Namespace, server: Server, audio: Path) -> dict[str, int]:
     """One extra run under py-spy (not counted in the figures); samples per group."""
     out = Path(args.profile)
+    out = out.with_name(f"{out.stem}-{server.name}{out.suffix}")  # one file per server
     spy = subprocess.Popen([*pin(args.generator_core), str(Path(sys.executable).parent / "py-spy"), "record",
                             "--pid", str(server.proc.pid), "--format", "raw", "--nonblocking", "--rate", "200",
                             "--duration", str(int(args.seconds) + 2), "--output", str(out)],
