@@ -7,8 +7,8 @@
     ├── VoiceProtocolError     the provider sent something we cannot read (garbage, an error message)
     └── VoiceClosedError       text pushed to a stream after ``aclose()`` (a caller bug)
 
-The base (:mod:`switchboard.provider_error`) is the one transcription uses: ``retryable`` tells the fallback voice whether
-the same provider may serve the next call (a bad key will not; a dropped socket may). Foreign errors
+The base (:mod:`switchboard.provider_error`) is the one transcription uses: ``retryable`` tells the fallback
+voice whether the same provider may serve the next call (a bad key will not; a dropped socket may). Foreign errors
 (websockets, the ElevenLabs SDK, ctypes, ONNX Runtime) are translated once, at the provider boundary, with
 ``raise ... from exc``.
 """
