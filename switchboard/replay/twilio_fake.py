@@ -159,8 +159,11 @@ async def _stream(target: Target, stream_url: str, params: dict[str, str], sched
     path = urlsplit(stream_url).path
     headers = {"X-Twilio-Signature": sign_websocket(target.auth_token, stream_url)}
     # Twilio does not negotiate permessage-deflate; neither do we, so the server does the same work as in production.
+    # Nor does it ping (https://www.twilio.com/docs/voice/media-streams/websocket-messages lists every message it
+    # sends): a ping of ours would wait behind the media the server has not read yet, and at speed 0 a busy server
+    # reads more than websockets' 20 s ping timeout behind, so the replay would close a healthy call with 1011.
     async with connect(_ws_base(target.base_url) + path, additional_headers=headers, max_size=2**20,
-                       compression=None) as ws:
+                       compression=None, ping_interval=None) as ws:
         seq = 0
 
         def message(event: str, body: dict[str, Any]) -> bytes:
