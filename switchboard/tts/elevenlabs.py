@@ -19,7 +19,6 @@ single-context endpoint has no cancel, so ``cancel()`` closes the socket and ope
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from switchboard.tasks import cancel_and_wait
 from switchboard.tts import elevenlabs_wire as wire
 from switchboard.tts.base import AudioChunk, TurnEnd, VoiceEvent
 from switchboard.tts.errors import (
@@ -153,9 +153,7 @@ class ElevenLabsStream:
     async def aclose(self) -> None:
         self._closed = True
         self._outbox.end()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel_and_wait(self._task)
 
     # -- composing ------------------------------------------------------------------------------------------------
 

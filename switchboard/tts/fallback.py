@@ -17,12 +17,12 @@ start of a call yields its audio at once instead of waiting for synthesis.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from switchboard.tasks import cancel_and_wait
 from switchboard.tts.base import AudioChunk, TurnEnd, Voice, VoiceEvent, VoiceStream
 from switchboard.tts.errors import VoiceClosedError, VoiceError, VoiceUnavailable
 from switchboard.tts.outbox import Outbox
@@ -195,9 +195,7 @@ class FallbackStream:
         self._closed = True
         self._outbox.end()
         if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
+            await cancel_and_wait(self._pump)
         for stream in self._used:
             await stream.aclose()
 

@@ -11,7 +11,6 @@ barge-in keeps the words heard to within a word or two. One owned worker task pe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numpy as np
 
 from audio import TWILIO_RATE, mulaw
 from audio.resample import StreamResampler
+from switchboard.tasks import cancel_and_wait
 from switchboard.tts.base import AudioChunk, TurnEnd, VoiceEvent
 from switchboard.tts.errors import VoiceClosedError, VoiceError, VoiceProtocolError, VoiceUnavailable
 from switchboard.tts.outbox import Outbox
@@ -134,9 +134,7 @@ class OfflineVoiceStream:
     async def aclose(self) -> None:
         self._closed = True
         self._outbox.end()
-        self._worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._worker
+        await cancel_and_wait(self._worker)
 
     def _check_open(self) -> None:
         if self._closed or self._outbox.ended:
