@@ -1,9 +1,12 @@
-"""``POST /api/calls`` (bearer): the agent calls someone (a lead back, a visit to confirm).
+"""``POST /api/calls`` (bearer, or the dashboard's session with its CSRF token): the agent calls someone (a lead
+back, a visit to confirm).
 
 Body: ``{"to": "+447700900123", "lead_id": 12?, "profile": "default"?}``. The call is placed through the Twilio
 REST API (:class:`~switchboard.twilio.calls.TwilioCalls`: our voice URL with the lead and profile in its query,
 the status callback, answering-machine detection) and stored at once with ``direction = outbound-api`` and mode
-``agent``; from there it is recorded and transcribed like an inbound call. ``switchboard call`` posts here.
+``agent``; from there it is recorded and transcribed like an inbound call. ``switchboard call`` and the
+dashboard's "Call back" button post here. A ``call.status`` live event (``queued``) announces the call at once, so
+live boards show it while it rings; Twilio's status callbacks carry it on from there.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from switchboard.extract.schema import normalise_phone
-from switchboard.routes.auth import authorized
+from switchboard.live.events import CallStatus
 from switchboard.services import Services
 from switchboard.store.errors import StoreError
 from switchboard.twilio.calls import CallApiError
 from switchboard.twilio.signature import public_url
+from switchboard.web.auth import identify, may_change
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +65,12 @@ def parse_request(raw: bytes) -> tuple[str, int | None, str | None] | str:
 async def place_call(request: Request) -> Response:
     services: Services = request.state.services
     settings = services.settings
-    if not authorized(request, settings.api_token):
-        return JSONResponse({"error": "missing or invalid bearer token"}, status_code=401,
+    caller = await identify(request, services)
+    if caller is None:
+        return JSONResponse({"error": "missing or invalid bearer token or session"}, status_code=401,
                             headers={"WWW-Authenticate": "Bearer"})
+    if not may_change(request, caller, settings.public_url):
+        return _bad("missing or wrong CSRF token, or not from this site", 403)
     parsed = parse_request(await request.body())
     if isinstance(parsed, str):
         return _bad(parsed)
@@ -91,5 +98,6 @@ async def place_call(request: Request) -> Response:
                                          at=datetime.now(UTC))
     except StoreError as exc:  # the voice webhook stores it again when Twilio connects it
         log.error("call %s: could not store the outbound call: %s", call_sid, exc)
+    services.hub.publish(call_sid, CallStatus("queued"))
     return JSONResponse({"call_sid": call_sid, "to": to, "lead_id": lead, "profile": profile or "default",
                          "direction": "outbound-api"}, status_code=201)

@@ -125,6 +125,9 @@ class LeadRecord:
     created_at: datetime
     updated_at: datetime
     calls: tuple[str, ...]
+    unconfirmed: tuple[str, ...] = ()
+    """Contact fields (``caller_name``, ``callback_number``, ``address``, ``postcode``) whose value the latest
+    call heard with low confidence (its final extraction's ``needs_confirmation``): to be confirmed."""
 
 
 @dataclass(frozen=True, slots=True)

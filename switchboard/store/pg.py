@@ -134,9 +134,15 @@ ORDER BY final DESC, version DESC LIMIT 1
 _LEAD_SELECT: Final = """
 SELECT l.id, l.call_sid, l.phone, l.name, l.callback_number, l.address, l.postcode, l.urgency, l.issue_category,
        l.segment, l.summary, l.status, l.call_count, l.created_at, l.updated_at,
-       ARRAY(SELECT lc.call_sid FROM lead_calls lc WHERE lc.lead_id = l.id ORDER BY lc.created_at, lc.call_sid) AS calls
+       ARRAY(SELECT lc.call_sid FROM lead_calls lc WHERE lc.lead_id = l.id ORDER BY lc.created_at, lc.call_sid)
+         AS calls,
+       ARRAY(SELECT f FROM extractions e, jsonb_array_elements_text(e.data -> 'needs_confirmation') AS f
+             WHERE e.call_sid = l.call_sid AND e.final
+               AND e.data ->> f = to_jsonb(l) ->> (CASE f WHEN 'caller_name' THEN 'name' ELSE f END)) AS unconfirmed
 FROM leads l
 """
+# ``unconfirmed``: the contact fields whose value the lead's latest call heard with low confidence (its final
+# extraction's ``needs_confirmation``), while the lead still holds that value.
 _GET_LEAD: Final = _LEAD_SELECT + "WHERE l.id = $1"
 _LEAD_FOR_CALL: Final = _LEAD_SELECT + "JOIN lead_calls c ON c.lead_id = l.id WHERE c.call_sid = $1"
 _LIST_LEADS: Final = _LEAD_SELECT + (
@@ -484,4 +490,5 @@ def _call_record(row: asyncpg.Record) -> CallRecord:
 def _lead_record(row: asyncpg.Record) -> LeadRecord:
     values = dict(row)
     values["calls"] = tuple(values["calls"])
+    values["unconfirmed"] = tuple(values["unconfirmed"])
     return LeadRecord(**values)

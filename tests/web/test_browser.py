@@ -23,14 +23,16 @@ from websockets.asyncio.client import connect
 
 from switchboard.config import Secret
 from switchboard.replay.fixture import build_schedule
-from switchboard.replay.twilio_fake import CallResult, replay_call
+from switchboard.replay.twilio_fake import CallResult, new_sid, post_signed, replay_call
 from switchboard.store.base import LeadFields, Segment
 from switchboard.store.pg import PgStore
 from switchboard.transcribe.moonshine import RecognizerPool
-from tests.e2e.conftest import API_TOKEN, Server, fresh_database, running_server
+from switchboard.tts.factory import VoiceConfig
+from tests.e2e.conftest import API_TOKEN, AUTH_TOKEN, Server, fresh_database, running_server
 from tests.e2e.test_failover import FixtureOracle, OracleEngine
 from tests.emulators import deepgram_server as dg
 from tests.emulators.recognizer import EmulatorRecognizer
+from tests.emulators.twilio_rest import TwilioRestEmulator
 from tests.web.conftest import artifact
 from tests.web.proxy import TcpProxy
 
@@ -38,6 +40,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore:websockets.leg
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 LEEDS = FIXTURES / "tts_leak_emergency_leeds.wav"
+SPELLED = FIXTURES / "real_ivr_spelled_name.wav"  # the caller spells a name: heard with 70 % confidence
+OURS = "+447700900000"
 SPEED = 3.0
 WAIT_MS = 30_000
 
@@ -46,6 +50,7 @@ WAIT_MS = 30_000
 class Rig:
     server: Server
     deepgram: dg.DeepgramEmulator
+    twilio: TwilioRestEmulator
     proxy: TcpProxy
     store: PgStore
 
@@ -58,19 +63,22 @@ class Rig:
 @pytest.fixture(scope="module")
 async def rig(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
     moonshine = EmulatorRecognizer()  # only for audio the oracle cannot place: none in these fixtures
-    oracle = FixtureOracle([LEEDS], moonshine)
+    oracle = FixtureOracle([LEEDS, SPELLED], moonshine)
     local = RecognizerPool(workers=1, engine_factory=lambda: OracleEngine(oracle))
     dsn = await fresh_database(pg_dsn, "dashboard")
     try:
         async with dg.DeepgramEmulator(recognizer=oracle) as deepgram, \
+                TwilioRestEmulator(auth_token=AUTH_TOKEN) as twilio, \
                 running_server(dsn, tmp_path_factory.mktemp("dashboard"), recognizers=local,
                                deepgram_api_key=Secret("test-key"), deepgram_url=deepgram.url, stt_workers=1,
-                               breaker_failures=10_000) as server:
+                               breaker_failures=10_000, voices=VoiceConfig(None, ("espeak",)),
+                               twilio_phone_number=OURS, twilio_api_url=twilio.base_url,
+                               twilio_account_sid=twilio.account_sid) as server:
             proxy = TcpProxy(server.settings.port)
             await proxy.start()
             store = await PgStore.connect(dsn, max_size=2)
             try:
-                yield Rig(server, deepgram, proxy, store)
+                yield Rig(server, deepgram, twilio, proxy, store)
             finally:
                 await store.close()
                 await proxy.cut()
@@ -401,3 +409,113 @@ async def test_phone_width_and_keyboard(browser: Any, rig: Rig) -> None:
         assert lead is not None and lead.status == "closed"
     finally:
         await context.close()
+
+
+async def seed_answered_call(rig: Rig, *, phone: str, callback: str, name: str) -> tuple[str, int]:
+    """An ended inbound call with its lead (the caller asked to be called back on ``callback``)."""
+    sid = new_sid("CA")
+    at = datetime.now(UTC)
+    await rig.store.create_call(sid, account_sid=None, from_number=phone, to_number=OURS, direction="inbound",
+                                mode="operator", status="completed", at=at)
+    await rig.store.stream_started(sid, stream_sid=new_sid("MZ"), at=at)
+    await rig.store.end_call(sid, at=at, reason="stop", media_ms=3000, recording_key=None, recording_status=None,
+                             providers=["deepgram"], stats={})
+    await rig.store.add_extraction(sid, {"caller_name": name, "address": None, "postcode": None, "urgency": "routine",
+                                         "callback_number": callback, "issue_category": "other", "summary": "boiler",
+                                         "lead_segment": "other"}, "offline", None, None, final=True)
+    lead = await rig.store.upsert_lead(sid, LeadFields(phone=phone, name=name, callback_number=callback,
+                                                       urgency="routine"))
+    return sid, lead.id
+
+
+async def test_call_back_places_the_call_through_the_public_api_and_the_board_shows_it(page: Any, rig: Rig) -> None:
+    """"Call back" on a lead posts to POST /api/calls with the page's session and CSRF token (the page holds no API
+    token): the Twilio REST emulator receives calls.create with our voice URL carrying the lead, the board (open
+    in another tab) shows the new call ringing, and it leaves the board when Twilio says nobody answered. The
+    call's own page has the button too."""
+    inbound_sid, lead_id = await seed_answered_call(rig, phone="+447700900321", callback="07700 900456",
+                                                    name="Priya Shah")
+    await sign_in(page, rig.base)  # the board, in this tab
+    await page.locator("#conn[data-state=live]").wait_for()
+    leads = await page.context.new_page()
+    leads.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    await leads.goto(f"{rig.base}/leads")
+    row = leads.locator(f'.lead[data-lead="{lead_id}"]')
+    await row.locator("button.call-back", has_text="07700 900456").click()
+    link = leads.locator("#status a.placed")
+    await link.wait_for()
+    sid = (await link.get_attribute("href")).rsplit("/", 1)[1]
+    request = next(c for c in rig.twilio.calls if c["sid"] == sid)["request"]
+    assert request["Url"] == f"{rig.server.base}/api/twilio/voice?lead={lead_id}"
+    assert (request["To"], request["From"], request["MachineDetection"]) == ("+447700900456", OURS,
+                                                                              "DetectMessageEnd")
+    card = page.locator(f'#board .card[data-sid="{sid}"]')
+    await card.locator(".who", has_text="+447700900456").wait_for()
+    await card.locator(".meta", has_text="outbound-api").wait_for()
+    form = {"CallSid": sid, "AccountSid": rig.twilio.account_sid, "From": OURS, "To": "+447700900456",
+            "Direction": "outbound-api"}
+    async with httpx.AsyncClient(timeout=30) as http:  # Twilio's status callbacks for the call it placed
+        await post_signed(http, rig.server.target, "/api/twilio/status", {**form, "CallStatus": "ringing",
+                                                                           "SequenceNumber": "0"})
+        await card.locator(".meta", has_text="ringing").wait_for()
+        await page.screenshot(path=artifact("board-call-back.png"))
+        await link.click()  # the call's page follows it while it rings
+        await leads.wait_for_url(f"{rig.base}/calls/{sid}")
+        await leads.locator("#title", has_text="+447700900456").wait_for()
+        await leads.locator("#timeline li", has_text="status: ringing").wait_for()
+        await post_signed(http, rig.server.target, "/api/twilio/status", {**form, "CallStatus": "no-answer",
+                                                                           "SequenceNumber": "1"})
+    await page.locator(f'#ended li[data-sid="{sid}"]').wait_for()  # never answered: off the board
+    assert await card.count() == 0
+    await leads.locator("#timeline li", has_text="status: no-answer").wait_for()
+    placed = len(rig.twilio.calls)
+    await leads.goto(f"{rig.base}/calls/{inbound_sid}")  # a past call's page calls its caller back too
+    await leads.locator("#actions button.call-back", has_text="07700 900456").click()
+    await leads.locator("#call-status a.placed").wait_for()
+    assert len(rig.twilio.calls) == placed + 1
+    assert rig.twilio.calls[-1]["request"]["Url"].endswith(f"/api/twilio/voice?lead={lead_id}")
+    assert page.errors == []
+
+
+async def test_unconfirmed_fields_are_marked_live_on_the_call_page_and_in_the_leads(page: Any, rig: Rig) -> None:
+    """The caller spells a name (heard with 70 % confidence, under the 80 % the extraction trusts): the live view
+    marks it unconfirmed while the call runs, and so do the ended call's details, its lead and the leads list, in
+    words (for screen readers too) as well as in style."""
+    await sign_in(page, rig.base)
+    sid = new_sid("CA")
+    async with httpx.AsyncClient(timeout=60) as client:
+        gate = asyncio.Event()
+        replay = asyncio.create_task(replay_call(rig.server.target, build_schedule(SPELLED), speed=2.0,
+                                                 client=client, end_timeout_s=120, media_gate=gate, call_sid=sid))
+        await until_live(rig, sid)
+        await page.goto(f"{rig.base}/calls/{sid}")
+        gate.set()
+        name = page.locator("#fields dd[data-field=caller_name].unconfirmed")
+        await name.wait_for()
+        live_text = await name.text_content()
+        ended_already = await page.locator("#timeline li", has_text="call ended").count()
+        await replay
+    assert live_text is not None and live_text.startswith("Okafor") and "unconfirmed" in live_text
+    assert ended_already == 0  # flagged while the call ran
+    await page.locator("#lead-box:not([hidden]) dd[data-field=caller_name].unconfirmed").wait_for()
+    assert "unconfirmed (spelled out, 70% sure)" in (await page.locator(
+        "#fields dd[data-field=caller_name]").text_content() or "")
+    assert await page.locator("#fields dd[data-field=callback_number].unconfirmed").count() == 0  # 92 %: trusted
+    lead = await rig.store.lead_for_call(sid)
+    assert lead is not None and lead.unconfirmed == ("caller_name",)
+    await page.goto(f"{rig.base}/leads")
+    flagged = page.locator(f'.lead[data-lead="{lead.id}"] [data-unconfirmed=caller_name]')
+    await flagged.wait_for()
+    assert "Okafor" in (await flagged.text_content() or "") and "unconfirmed" in (await flagged.text_content() or "")
+    await page.screenshot(path=artifact("leads.png"))
+    assert page.errors == []
+
+
+async def until_live(rig: Rig, sid: str) -> None:
+    async with httpx.AsyncClient(base_url=rig.server.base, headers=rig.server.auth(), timeout=30) as client:
+        async with asyncio.timeout(WAIT_MS / 1000):
+            while True:
+                response = await client.get(f"/api/calls/{sid}")
+                if response.status_code == 200 and response.json()["live"]:
+                    return
+                await asyncio.sleep(0.05)

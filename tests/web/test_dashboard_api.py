@@ -178,6 +178,24 @@ async def test_mark_handled_needs_csrf_and_our_origin_with_a_cookie_but_not_with
     await store.set_lead_status(lead.id, "new")
 
 
+async def test_placing_a_call_takes_the_session_only_with_csrf_from_our_origin(rig: tuple[Server, PgStore]) -> None:
+    """``POST /api/calls`` is the dashboard's "Call back" too: a cookie alone must not place a call (a foreign page
+    could), so it needs the CSRF token and our Origin. Past the checks, this server refuses for want of a caller
+    ID (409): proof the session got through, without placing anything."""
+    server, _ = rig
+    body = {"to": "+447700900123", "lead_id": 1}
+    async with signed_in(server) as client:
+        token = await csrf_of(client)
+        assert (await client.post("/api/calls", json=body, headers={"Origin": server.base})).status_code == 403
+        foreign = await client.post("/api/calls", json=body, headers={"X-CSRF-Token": token,
+                                                                      "Origin": "http://evil.test"})
+        assert foreign.status_code == 403
+        placed = await client.post("/api/calls", json=body, headers={"X-CSRF-Token": token, "Origin": server.base})
+        assert placed.status_code == 409 and "TWILIO_PHONE_NUMBER" in placed.json()["error"]
+    async with httpx.AsyncClient(base_url=server.base) as anonymous:
+        assert (await anonymous.post("/api/calls", json=body)).status_code == 401
+
+
 async def test_live_websocket_takes_the_cookie_from_our_origin_only(rig: tuple[Server, PgStore]) -> None:
     server, _ = rig
     async with signed_in(server) as client:

@@ -7,6 +7,8 @@ const ended = document.getElementById("ended");
 const empty = document.getElementById("empty");
 const count = document.getElementById("count");
 const cards = new Map();
+// Twilio's final call statuses (https://www.twilio.com/docs/voice/api/call-resource#call-status-values).
+const OVER = new Set(["completed", "busy", "no-answer", "failed", "canceled"]);
 
 function card(sid, known = false) {
   let c = cards.get(sid);
@@ -38,11 +40,15 @@ async function details(c) {
 }
 
 function apply(c, call) {
-  c.number = call.from_number ?? c.number;
+  const outbound = (call.direction ?? "").startsWith("outbound"); // the agent calling someone: show whom
+  c.number = (outbound ? call.to_number : call.from_number) ?? c.number;
   c.direction = call.direction ?? c.direction;
   c.mode = call.mode ?? c.mode;
   c.status ||= call.status ?? ""; // live call.status events are newer than a REST read that raced them
-  if (call.started_at) c.startedAt = Date.parse(call.started_at);
+  if (call.started_at) {
+    c.startedAt = Date.parse(call.started_at);
+    c.streamed = true;
+  }
   if (call.lead?.name) c.name = call.lead.name;
   render(c);
 }
@@ -73,9 +79,15 @@ function onEvent(e) {
   const sid = e.call_sid;
   if (!sid) return;
   if (e.type === "call.ended") return finish(sid, e);
+  if (e.type === "call.status" && OVER.has(e.status)) { // a streamed call leaves with its call.ended
+    const c = cards.get(sid);
+    if (c && !c.streamed) finish(sid, { ended_at: new Date().toISOString(), media_ms: 0 }); // never answered
+    return;
+  }
   const c = card(sid);
   switch (e.type) {
     case "call.started":
+      c.streamed = true;
       c.startedAt = Date.parse(e.started_at) || c.startedAt;
       break;
     case "call.status":

@@ -2,7 +2,7 @@
 // fields as they are extracted, and provider switches and errors. Once it has ended: the stereo recording with
 // the transcript in sync (click a line to play from it), facts, lead, post-call jobs and providers, from REST.
 import {
-  ANSWERED, LiveFeed, api, clock, fieldValues, h, renderFields, when,
+  ANSWERED, LiveFeed, api, callBackButton, clock, fieldValues, h, renderFields, unconfirmedOf, when,
 } from "./common.js";
 import { Transcript } from "./transcript.js";
 
@@ -23,12 +23,27 @@ let followedLive = false; // the transcript on screen came from the live feed: k
 
 function header(call) {
   const name = call.lead?.name || call.extraction?.data?.caller_name;
-  $("title").textContent = [call.from_number || "Unknown caller", name].filter(Boolean).join(" · ");
+  $("title").textContent = [party(call) || "Unknown caller", name].filter(Boolean).join(" · ");
   document.title = `${$("title").textContent} · Switchboard`;
   const parts = [call.direction, call.mode ? `answered by ${ANSWERED[call.mode] ?? call.mode}` : null,
     when(call.started_at || call.created_at), call.live ? "live" : call.end_reason ? `ended (${call.end_reason})` : null,
     call.media_ms ? clock(call.media_ms) : null, call.status];
   $("summary").textContent = parts.filter(Boolean).join(" · ");
+  actions(call);
+}
+
+// The other party: who called us, or whom an outbound call rang.
+const party = (call) => ((call.direction ?? "").startsWith("outbound") ? call.to_number : call.from_number);
+// The number to call back: the one the caller asked to be called on, else the other party's.
+const otherParty = (call) => call.extraction?.data?.callback_number || party(call) || null;
+
+let callBackTo;
+
+function actions(call) {
+  const to = call.live ? null : otherParty(call);
+  if (to === callBackTo) return;
+  callBackTo = to;
+  $("actions").replaceChildren(...[callBackButton(to, call.lead?.id, $("call-status"))].filter(Boolean));
 }
 
 function emergency(urgency) {
@@ -53,7 +68,7 @@ function onEvent(e) {
       if (e.provider) providers([e.provider]);
       break;
     case "extraction":
-      renderFields($("fields"), fieldValues(e.facts));
+      renderFields($("fields"), fieldValues(e.facts), unconfirmedOf(e.facts));
       emergency(e.facts?.urgency);
       break;
     case "provider.switched":
@@ -85,7 +100,9 @@ async function loadPast(call) {
   call ??= await api(`/api/calls/${encodeURIComponent(sid)}`);
   header(call);
   if (!followedLive) transcript.fill(call.transcript);
-  if (call.extraction) renderFields($("fields"), fieldValues(call.extraction.data));
+  if (call.extraction) {
+    renderFields($("fields"), fieldValues(call.extraction.data), unconfirmedOf(call.extraction.data));
+  }
   emergency(call.lead?.urgency ?? call.extraction?.data?.urgency);
   providers(call.providers ?? []);
   $("timeline").replaceChildren();
@@ -107,7 +124,7 @@ async function loadPast(call) {
 function lead(l) {
   $("lead-box").hidden = !l;
   if (!l) return;
-  renderFields($("lead"), fieldValues(l));
+  renderFields($("lead"), fieldValues(l), unconfirmedOf(l));
   $("lead").append(h("dt", {}, "Status"), h("dd", { dataset: { field: "status" } }, l.status),
     h("dt", {}, "Calls"), h("dd", {}, String(l.call_count)));
 }
@@ -136,7 +153,7 @@ async function start() {
   renderFields($("fields"), {});
   const call = await api(`/api/calls/${encodeURIComponent(sid)}`);
   header(call);
-  if (call.live) {
+  if (call.live || (!call.started_at && !call.ended_at)) { // streaming, or an outbound call still ringing
     followedLive = true;
     lead(call.lead);
     feed = new LiveFeed(`/api/live/${encodeURIComponent(sid)}`, { after: 0, key: "seq", onEvent });

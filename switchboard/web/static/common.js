@@ -12,10 +12,12 @@ function toSignIn() {
   throw new SignedOut("signed out");
 }
 
-export async function api(path, { method = "GET" } = {}) {
+export async function api(path, { method = "GET", json } = {}) {
   const headers = { Accept: "application/json" };
   if (method !== "GET") headers["X-CSRF-Token"] = csrf;
-  const response = await fetch(path, { method, headers, credentials: "same-origin" });
+  if (json !== undefined) headers["Content-Type"] = "application/json";
+  const body = json === undefined ? undefined : JSON.stringify(json);
+  const response = await fetch(path, { method, headers, body, credentials: "same-origin" });
   if (response.status === 401) toSignIn();
   const data = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(data.error || `${method} ${path}: ${response.status}`);
@@ -85,12 +87,61 @@ export function fieldValues(facts) {
   };
 }
 
-export function renderFields(dl, values) {
+// The fields to confirm with the caller: an extraction's needs_confirmation (contact fields heard with low
+// confidence), with each one's evidence (source, confidence) when there is some; a lead's own "unconfirmed" list.
+export function unconfirmedOf(facts) {
+  const out = new Map();
+  for (const key of facts?.needs_confirmation ?? facts?.unconfirmed ?? []) out.set(key, facts.evidence?.[key] ?? null);
+  return out;
+}
+
+const SOURCES = { said: "heard once", spelled: "spelled out", corrected: "corrected", caller_id: "caller ID",
+  inferred: "inferred", confirmed: "read back" };
+
+// "unconfirmed" as text (not only a style), with how the value was heard when that is known.
+export function unconfirmedFlag(evidence) {
+  const how = evidence ? [SOURCES[evidence.source] ?? evidence.source,
+    typeof evidence.confidence === "number" ? `${Math.round(evidence.confidence * 100)}% sure` : null] : [];
+  const detail = how.filter(Boolean).join(", ");
+  return h("span", { class: "flag" }, detail ? `unconfirmed (${detail})` : "unconfirmed");
+}
+
+// A value as text, flagged when it is to be confirmed.
+export function fieldText(value, unconfirmed, key) {
+  if (!value || !unconfirmed?.has(key)) return value;
+  return h("span", { class: "unconfirmed", dataset: { unconfirmed: key } }, value, " ",
+    unconfirmedFlag(unconfirmed.get(key)));
+}
+
+export function renderFields(dl, values, unconfirmed = new Map()) {
   dl.replaceChildren();
   for (const [key, label] of FIELDS) {
     const value = values[key];
-    dl.append(h("dt", {}, label), h("dd", { dataset: { field: key }, class: value ? "" : "unknown" }, value || "—"));
+    const pending = Boolean(value) && unconfirmed.has(key);
+    dl.append(h("dt", {}, label), h("dd", { dataset: { field: key }, class: value ? (pending ? "unconfirmed" : "") :
+      "unknown" }, value || "—", pending ? " " : null, pending ? unconfirmedFlag(unconfirmed.get(key)) : null));
   }
+}
+
+// "Call back": the voice agent calls the number through POST /api/calls, the route any client uses, with the lead
+// so the agent has its context. The new call is announced on the live board; the status line links to it.
+export function callBackButton(to, leadId, status) {
+  if (!to) return null;
+  const button = h("button", { type: "button", class: "call-back" }, `Call back ${to}`);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    status.textContent = `Calling ${to}…`;
+    try {
+      const placed = await api("/api/calls", { method: "POST", json: { to, lead_id: leadId ?? undefined } });
+      status.replaceChildren(`Calling ${placed.to}: `, h("a", { href: callHref(placed.call_sid), class: "placed" },
+        "follow the call"), ".");
+    } catch (error) {
+      status.textContent = `Could not call ${to}: ${error.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return button;
 }
 
 export function setConnection(state) {

@@ -1,5 +1,8 @@
-// Leads, newest first: open ones by default; "Mark handled" closes one (POST /api/leads/{id}/handled).
-import { api, callHref, fieldValues, h, when } from "./common.js";
+// Leads, newest first: open ones by default; "Mark handled" closes one (POST /api/leads/{id}/handled), "Call back"
+// has the voice agent call the lead's number about it (POST /api/calls).
+import {
+  api, callBackButton, callHref, fieldText, fieldValues, h, unconfirmedOf, when,
+} from "./common.js";
 
 const list = document.getElementById("leads");
 const more = document.getElementById("more");
@@ -9,18 +12,24 @@ let next = null;
 
 function row(lead) {
   const values = fieldValues(lead);
+  const pending = unconfirmedOf(lead); // fields the lead's latest call heard with low confidence
   const button = h("button", { type: "button", class: "handled" }, "Mark handled");
   const state = h("span", { class: `badge lead-${lead.status}` }, lead.status === "closed" ? "handled" : lead.status);
   const li = h("li", { class: `row lead${lead.urgency === "emergency" ? " emergency" : ""}`,
     dataset: { lead: lead.id } },
-  h("p", { class: "who" }, [values.caller_name || "Name not given", lead.phone || "withheld"].join(" · "), " ", state,
+  h("p", { class: "who" }, fieldText(values.caller_name, pending, "caller_name") || "Name not given", " · ",
+    lead.phone || "withheld", " ", state,
     lead.urgency ? h("span", { class: `badge ${lead.urgency}` }, lead.urgency) : null),
-  h("p", { class: "meta" }, [values.address, values.postcode].filter(Boolean).join(", ") || "No address"),
+  h("p", { class: "meta" }, ...(values.address || values.postcode ? [fieldText(values.address, pending, "address"),
+    values.address && values.postcode ? ", " : null, fieldText(values.postcode, pending, "postcode")] :
+    ["No address"])),
   h("p", {}, values.issue || ""),
-  h("p", { class: "meta" }, `Call back: ${values.callback_number || lead.phone || "—"} · updated ${when(lead.updated_at)}`),
+  h("p", { class: "meta" }, "Call back: ", values.callback_number ? fieldText(values.callback_number, pending,
+    "callback_number") : lead.phone || "—", ` · updated ${when(lead.updated_at)}`),
   h("p", { class: "calls" }, ...lead.calls.flatMap((sid, i) => [i ? " " : "",
     h("a", { href: callHref(sid) }, `call ${i + 1}`)])),
-  lead.status === "closed" ? null : button);
+  h("p", { class: "actions" }, callBackButton(values.callback_number || lead.phone, lead.id, status), " ",
+    lead.status === "closed" ? null : button));
   button.addEventListener("click", async () => {
     button.disabled = true;
     try {
