@@ -1,21 +1,29 @@
 """The voice agent's speed through the real server, with provider latencies injected explicitly.
 
-Setup (one process): the server in agent mode with the OpenAI emulator (streamed chat, first token held
-``--model-ms``), the ElevenLabs emulator (first audio of each turn held ``--tts-ms``), the local recogniser with
-the dialog-line oracle as its engine plus ``--stt-ms`` per final, embedded/real PostgreSQL; the scripted callers of
-``fixtures/dialogs`` at real time. Reported over ``--runs`` runs (min / median / max of each run's figure):
+Three processes, so the server is what is measured: this one runs the server (agent mode, the local recogniser
+with the dialog-line oracle as its engine plus ``--stt-ms`` per final, embedded/real PostgreSQL); a second runs the
+OpenAI emulator (streamed chat, first token held ``--model-ms``) and the ElevenLabs emulator (first audio of each
+generation ``--tts-ms`` after it was asked for); a third runs the scripted callers of ``fixtures/dialogs`` at real
+time. Reported over ``--runs`` runs (min / median / max of each run's figure):
 
-- voice-to-voice p50/p95: the end of a caller line → the agent's first audio received (caller side, wall clock);
-- overhead p95: voice-to-voice minus what is injected or by design: the turn ends at the later of the speech
-  gate's stop (300 ms after the speech) + ``min_endpoint_ms`` and the recogniser's final (its utterance hangover
-  + ``--stt-ms``), then ``--model-ms`` and ``--tts-ms``;
-- barge-in reaction p95: start of a barge-in line → ``clear`` received;
-- greeting: stream start → first audio;
-- CPU-ms per agent-call-second at ``--calls`` concurrent calls (this whole process: server, emulators and the
-  simulated callers; the offline dialog and voice, so no emulator synthesis is counted twice).
+- voice-to-voice p50/p95: the end of the speech in a caller line (its last voiced sample) → the agent's first
+  audio arriving at the caller (wall clock, ``time.monotonic``, stamped on arrival);
+- the stages of each turn (p50/p95), from the server's own stamps (``stats.agent.turns.stages_ms``, the same
+  monotonic clock): ``stt`` speech end → final at the agent; ``endpoint`` final → the core ends the turn;
+  ``start`` → the reply's task asks the dialog; ``model`` → first words; ``to_voice`` → first words pushed to the
+  voice; ``tts`` → first audio back; ``send`` → first frame written to the socket; ``deliver`` → at the caller;
+- overhead p50/p95: voice-to-voice minus what is injected or designed. Injected: the recogniser's final
+  (its endpointer's ``HANGOVER_MS`` after the speech, then ``--stt-ms``), ``--model-ms``, ``--tts-ms``. Designed:
+  the turn-taking core's endpoint wait, ``min_endpoint_ms`` after the speech end, which only counts where it ends
+  later than the final (it runs concurrently with the recogniser). So the designed turn end is
+  ``max(min_endpoint_ms, HANGOVER_MS + stt_ms)`` after the speech; anything beyond it is overhead;
+- barge-in reaction p95: start of a barge-in line → ``clear`` received; greeting: stream start → first audio;
+- CPU-ms per agent-call-second at ``--calls`` concurrent calls: the server process only (the callers' process is
+  reported apart); the offline dialog and voice (espeak-ng), so no emulator runs.
 
 Usage: ``python scripts/bench_agent.py [--runs 3] [--calls 20] [--json]`` (needs the ``[voice]`` extra and
-PostgreSQL: ``DATABASE_URL`` or the embedded one).
+PostgreSQL: ``DATABASE_URL`` or the embedded one). ``--profile DIR`` writes a py-spy profile of the server process
+per run.
 """
 
 from __future__ import annotations
@@ -23,10 +31,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +60,15 @@ from switchboard.store.embedded import EmbeddedPostgres  # noqa: E402
 from switchboard.transcribe.moonshine import RecognizerPool  # noqa: E402
 from switchboard.tts.elevenlabs import ElevenLabsSettings  # noqa: E402
 from switchboard.tts.factory import VoiceConfig  # noqa: E402
-from tests.emulators.elevenlabs_server import ElevenLabsEmulator  # noqa: E402
 from tests.emulators.line_oracle import LineOracle, LineOracleEngine  # noqa: E402
-from tests.emulators.openai_server import Fault, OpenAIEmulator  # noqa: E402
 
 DIALOGS = ROOT / "fixtures" / "dialogs" / "dialogs.json"
 HANGOVER_MS = 500
 """The local recogniser's endpointer hangover: its final comes at least this long after the speech ends."""
-GATE_STOP_MS = 300
-"""The agent's speech gate reports the end of speech this long after it (``SpeechGate(stop_ms=300)``)."""
+STAGES = (("stt", None, "final"), ("endpoint", "final", "endpoint"), ("start", "endpoint", "request"),
+          ("model", "request", "first_token"), ("to_voice", "first_token", "first_text"),
+          ("tts", "first_text", "first_audio"), ("send", "first_audio", "first_sent"), ("deliver", "first_sent", None))
+"""(name, from stamp, to stamp): None is the caller's side (its speech end, its receipt of the first audio)."""
 
 
 class SlowOracle(LineOracleEngine):
@@ -74,6 +87,46 @@ def pct(values: list[float], q: float) -> float | None:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
+
+# -- the other processes ---------------------------------------------------------------------------------------
+
+def _emulators(conn: Connection, model_ms: int, tts_ms: int) -> None:
+    """Child process: the OpenAI and ElevenLabs emulators until the parent says stop; sends back their CPU time."""
+    from tests.emulators.elevenlabs_server import ElevenLabsEmulator
+    from tests.emulators.openai_server import Fault, OpenAIEmulator
+
+    async def run() -> None:
+        async with OpenAIEmulator() as openai, ElevenLabsEmulator(first_audio_delay_s=tts_ms / 1000) as el:
+            openai.inject(Fault.first_token_delay(model_ms / 1000), times=None)
+            conn.send({"openai_key": openai.api_key, "openai_url": openai.base_url, "el_key": el.api_key,
+                       "el_ws": el.ws_url, "el_http": el.base_url})
+            await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+        conn.send(time.process_time())
+
+    asyncio.run(run())
+
+
+def _callers(base_url: str, names: list[str], timeout_s: float) -> tuple[list[DialogResult], float]:
+    """Child process: the scripted callers, concurrently, at real time; with this process's CPU seconds."""
+    dialogs = {d.name: d for d in load_dialogs(DIALOGS)}
+
+    async def run() -> list[DialogResult]:
+        target = Target(base_url, base_url, "bench", "bench-api")
+        async with httpx.AsyncClient(timeout=120) as client:
+            return list(await asyncio.gather(*(call_agent(target, dialogs[n], client=client, speed=1.0,
+                                                          timeout_s=timeout_s) for n in names)))
+
+    results = asyncio.run(run())
+    return results, time.process_time()
+
+
+async def in_callers_process(base_url: str, names: list[str], timeout_s: float = 600) -> tuple[list[DialogResult],
+                                                                                             float]:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return await asyncio.get_running_loop().run_in_executor(pool, _callers, base_url, names, timeout_s)
+
+
+# -- the server ------------------------------------------------------------------------------------------------
 
 async def serve(settings: Settings, pool: RecognizerPool, voices: VoiceConfig) -> tuple[Any, asyncio.Task[None]]:
     import uvicorn
@@ -95,42 +148,108 @@ def settings_for(data: Path, dsn: str, port: int, **extra: Any) -> Settings:
                     stt_workers=2, **extra)
 
 
-async def latency_run(dsn: str, args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
-    dialogs = {d.name: d for d in load_dialogs(DIALOGS)}
+class Profiler:
+    """``py-spy record`` of this process while a run lasts (``--profile DIR``); nothing without a directory."""
+
+    def __init__(self, directory: str | None, name: str) -> None:
+        self._path = None if directory is None else Path(directory) / f"{name}.txt"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Profiler:
+        if self._path is not None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            spy = Path(sys.executable).with_name("py-spy")
+            self._proc = subprocess.Popen([str(spy), "record", "--pid", str(os.getpid()), "--format", "raw",
+                                           "--rate", "200", "--threads", "--output", str(self._path)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(2)  # SIGINT: py-spy writes its file and exits
+            self._proc.wait(timeout=60)
+
+
+async def latency_run(dsn: str, args: argparse.Namespace, names: list[str], index: int) -> dict[str, Any]:
     oracle = LineOracle(DIALOGS)
     pool = RecognizerPool(workers=2, engine_factory=lambda: SlowOracle(oracle, args.stt_ms / 1000))
-    results: list[DialogResult] = []
-    async with OpenAIEmulator() as openai, ElevenLabsEmulator(first_audio_delay_s=args.tts_ms / 1000) as el:
-        openai.inject(Fault.first_token_delay(args.model_ms / 1000), times=None)
-        voices = VoiceConfig(ElevenLabsSettings(api_key=el.api_key, voice_id="bench", model_id="eleven_flash_v2_5",
-                                                ws_url=el.ws_url, base_url=el.base_url), ("espeak",))
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    emulators = ctx.Process(target=_emulators, args=(child, args.model_ms, args.tts_ms), daemon=True)
+    emulators.start()
+    try:
+        urls = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
+        voices = VoiceConfig(ElevenLabsSettings(api_key=urls["el_key"], voice_id="bench",
+                                                model_id="eleven_flash_v2_5", ws_url=urls["el_ws"],
+                                                base_url=urls["el_http"]), ("espeak",))
         with tempfile.TemporaryDirectory() as data:
             port = _port()
-            settings = settings_for(Path(data), dsn, port, openai_api_key=Secret(openai.api_key),
-                                    openai_base_url=openai.base_url)
+            settings = settings_for(Path(data), dsn, port, openai_api_key=Secret(urls["openai_key"]),
+                                    openai_base_url=urls["openai_url"])
             server, task = await serve(settings, pool, voices)
             try:
-                target = Target(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}", "bench", "bench-api")
-                async with httpx.AsyncClient(timeout=60) as client:
-                    results = list(await asyncio.gather(*(call_agent(target, dialogs[n], client=client, speed=1.0)
-                                                          for n in names)))
+                with Profiler(args.profile, f"latency-{index}"):
+                    results, _ = await in_callers_process(f"http://127.0.0.1:{port}", names)
             finally:
                 server.should_exit = True
                 await task
                 await pool.aclose()
+        parent.send("stop")
+        await asyncio.get_running_loop().run_in_executor(None, parent.recv)
+    finally:
+        emulators.join(timeout=10)
+        if emulators.is_alive():
+            emulators.kill()
+    return latency_figures(results, args)
+
+
+def latency_figures(results: list[DialogResult], args: argparse.Namespace) -> dict[str, Any]:
+    timing = TurnTiming()
+    stt_nominal = HANGOVER_MS + args.stt_ms
+    designed = max(timing.min_endpoint_ms, stt_nominal) + args.model_ms + args.tts_ms
     v2v = [v for r in results for v in r.voice_to_voice_ms]
-    turn_end = max(GATE_STOP_MS + TurnTiming().min_endpoint_ms, HANGOVER_MS + args.stt_ms)
-    designed = turn_end + args.model_ms + args.tts_ms
+    stages: dict[str, list[float]] = {name: [] for name, _, _ in STAGES}
+    detail: list[dict[str, Any]] = []
+    for result in results:
+        rows = (((result.stored or {}).get("stats") or {}).get("agent") or {}).get("turns", {}).get("stages_ms", [])
+        for speech_end, received in result.turns_wall:
+            row = _row_for(rows, speech_end * 1000, received * 1000)
+            turn: dict[str, Any] = {"dialog": result.name, "v2v": round((received - speech_end) * 1000, 1)}
+            detail.append(turn)
+            if row is None:
+                turn["unmatched"] = [(r.get("reply"), {k: round(v - speech_end * 1000) for k, v in r.items()
+                                                      if k != "reply"}) for r in rows]
+                continue
+            for name, start, stop in STAGES:
+                a = speech_end * 1000 if start is None else row.get(start)
+                b = received * 1000 if stop is None else row.get(stop)
+                if a is not None and b is not None:
+                    stages[name].append(b - a)
+                    turn[name] = round(b - a, 1)
     return {"voice_to_voice_p50": pct(v2v, 0.5), "voice_to_voice_p95": pct(v2v, 0.95),
+            "overhead_p50": None if not v2v else pct([v - designed for v in v2v], 0.5),
             "overhead_p95": None if not v2v else pct([v - designed for v in v2v], 0.95),
+            "designed_ms": designed,
+            "stages": {name: {"p50": _r(pct(values, 0.5)), "p95": _r(pct(values, 0.95)), "n": len(values)}
+                       for name, values in stages.items()},
             "barge_in_p95": pct([b for r in results for b in r.barge_in_ms], 0.95),
             "greeting": pct([r.greeting_ms for r in results if r.greeting_ms is not None], 0.5),
-            "turns": len(v2v), "ended": [r.ended_by for r in results]}
+            "turns": len(v2v), "matched": len(stages["stt"]), "ended": [r.ended_by for r in results],
+            "turn_detail": detail}
 
 
-async def cpu_run(dsn: str, calls: int) -> dict[str, Any]:
+def _row_for(rows: list[dict[str, float]], speech_end_ms: float, received_ms: float) -> dict[str, float] | None:
+    """The server's reply whose first frame went out between the caller's speech end and its arrival."""
+    sent = [row for row in rows if "first_sent" in row and speech_end_ms <= row["first_sent"] <= received_ms]
+    return max(sent, key=lambda row: row["first_sent"]) if sent else None
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+async def cpu_run(dsn: str, calls: int, profile: str | None, index: int) -> dict[str, Any]:
     """``calls`` concurrent routine calls, offline dialog and espeak-ng voice, oracle STT (no injected delays)."""
-    dialog = next(d for d in load_dialogs(DIALOGS) if d.name == "routine_repair")
     oracle = LineOracle(DIALOGS)
     pool = RecognizerPool(workers=2, engine_factory=lambda: LineOracleEngine(oracle))
     with tempfile.TemporaryDirectory() as data:
@@ -138,11 +257,10 @@ async def cpu_run(dsn: str, calls: int) -> dict[str, Any]:
         server, task = await serve(settings_for(Path(data), dsn, port, max_calls=calls + 5), pool,
                                    VoiceConfig(None, ("espeak",)))
         try:
-            target = Target(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}", "bench", "bench-api")
-            async with httpx.AsyncClient(timeout=120) as client:
+            with Profiler(profile, f"cpu-{index}"):
                 cpu0 = time.process_time()
-                results = await asyncio.gather(*(call_agent(target, dialog, client=client, speed=1.0, timeout_s=600)
-                                                 for _ in range(calls)))
+                results, caller_cpu = await in_callers_process(f"http://127.0.0.1:{port}",
+                                                               ["routine_repair"] * calls)
                 cpu = time.process_time() - cpu0
         finally:
             server.should_exit = True
@@ -151,6 +269,7 @@ async def cpu_run(dsn: str, calls: int) -> dict[str, Any]:
     media_s = sum((r.stored or {}).get("media_ms") or 0 for r in results) / 1000
     return {"calls": calls, "agent_call_seconds": round(media_s, 1), "cpu_s": round(cpu, 2),
             "cpu_ms_per_call_second": round(cpu * 1000 / media_s, 1) if media_s else None,
+            "callers_cpu_ms_per_call_second": round(caller_cpu * 1000 / media_s, 1) if media_s else None,
             "ended": sorted({r.ended_by for r in results})}
 
 
@@ -169,6 +288,18 @@ def summary(runs: list[dict[str, Any]], key: str) -> dict[str, float | None]:
     return {"min": round(min(values)), "median": round(statistics.median(values)), "max": round(max(values))}
 
 
+def stage_summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Per stage: the median over runs of each run's p50 and p95."""
+    out: dict[str, dict[str, float | None]] = {}
+    for name, _, _ in STAGES:
+        row: dict[str, float | None] = {}
+        for q in ("p50", "p95"):
+            values = [r["stages"][name][q] for r in runs if r["stages"][name][q] is not None]
+            row[q] = round(statistics.median(values), 1) if values else None
+        out[name] = row
+    return out
+
+
 async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=3)
@@ -177,35 +308,45 @@ async def main() -> None:
     p.add_argument("--stt-ms", type=int, default=150)
     p.add_argument("--model-ms", type=int, default=300)
     p.add_argument("--tts-ms", type=int, default=150)
+    p.add_argument("--profile", metavar="DIR", help="py-spy raw stacks of the server process per run")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    import os
 
+    load = os.getloadavg()
     dsn = os.environ.get("DATABASE_URL")
     embedded = None
     if not dsn:
         embedded = EmbeddedPostgres(Path(tempfile.mkdtemp()) / "pg")
         dsn = await embedded.start()
     try:
-        runs = [await latency_run(dsn, args, args.dialogs.split(",")) for _ in range(args.runs)]
-        cpu = [await cpu_run(dsn, args.calls) for _ in range(args.runs)] if args.calls else []
+        runs = [await latency_run(dsn, args, args.dialogs.split(","), i) for i in range(args.runs)]
+        cpu = [await cpu_run(dsn, args.calls, args.profile, i) for i in range(args.runs)] if args.calls else []
     finally:
         if embedded is not None:
             await embedded.stop()
-    keys = ("voice_to_voice_p50", "voice_to_voice_p95", "overhead_p95", "barge_in_p95", "greeting")
-    report = {"injected_ms": {"stt": args.stt_ms, "model": args.model_ms, "tts": args.tts_ms},
+    keys = ("voice_to_voice_p50", "voice_to_voice_p95", "overhead_p50", "overhead_p95", "barge_in_p95", "greeting")
+    report: dict[str, Any] = {"injected_ms": {"stt": args.stt_ms, "model": args.model_ms, "tts": args.tts_ms},
+              "designed_ms": runs[0]["designed_ms"] if runs else None,
+              "load_average": {"start": [round(x, 2) for x in load], "end": [round(x, 2) for x in os.getloadavg()]},
               **{k: summary(runs, k) for k in keys},
+              "stages": stage_summary(runs) if runs else {},
               "cpu_ms_per_call_second": summary(cpu, "cpu_ms_per_call_second") if cpu else None,
+              "callers_cpu_ms_per_call_second": summary(cpu, "callers_cpu_ms_per_call_second") if cpu else None,
               "runs": runs, "cpu_runs": cpu}
     if args.json:
         print(json.dumps(report))
         return
-    print(f"injected: STT +{args.stt_ms} ms per final, model first token {args.model_ms} ms, TTS first audio "
-          f"{args.tts_ms} ms; {args.runs} runs of {args.dialogs}")
-    print(f"{'figure (ms)':<28}{'min':>8}{'median':>8}{'max':>8}")
-    for key in (*keys, "cpu_ms_per_call_second"):
+    print(f"injected: STT +{args.stt_ms} ms per final (after the recogniser's {HANGOVER_MS} ms hangover), model "
+          f"first token {args.model_ms} ms, TTS first audio {args.tts_ms} ms; designed voice-to-voice "
+          f"{report['designed_ms']} ms; {args.runs} runs of {args.dialogs}; load average "
+          f"{report['load_average']['start']} -> {report['load_average']['end']}")
+    print(f"{'figure (ms)':<34}{'min':>8}{'median':>8}{'max':>8}")
+    for key in (*keys, "cpu_ms_per_call_second", "callers_cpu_ms_per_call_second"):
         row = report[key] or {}
-        print(f"{key:<28}" + "".join(f"{row.get(s)!s:>8}" for s in ("min", "median", "max")))
+        print(f"{key:<34}" + "".join(f"{row.get(s)!s:>8}" for s in ("min", "median", "max")))
+    print(f"{'stage (ms, median of runs)':<34}{'p50':>8}{'p95':>8}")
+    for name, row in report["stages"].items():
+        print(f"{name:<34}{row['p50']!s:>8}{row['p95']!s:>8}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from switchboard.agent.dialog import Dialog, DialogStats
+from switchboard.agent.dialog import Dialog, DialogStats, Say
 from switchboard.agent.events import (
     Action,
     AudioDone,
@@ -56,6 +56,7 @@ from switchboard.agent.turns import TurnTaker
 from switchboard.agent.usage import CallUsage
 from switchboard.alerts.sms import SmsAlerter, SmsError
 from switchboard.call.playout import Playout, SpeechGate
+from switchboard.call.turn_trace import TurnTrace
 from switchboard.live.events import AgentTurnUpdate, LiveEvent
 from switchboard.transcribe.base import TranscriptEvent
 from switchboard.tts.base import AudioChunk, TurnEnd, VoiceStream
@@ -116,7 +117,8 @@ class Turns:
 class AgentCall:
     def __init__(self, host: AgentHost, wire: Wire, voice: VoiceStream, dialog: Dialog, profile: AgentProfile,
                  core: TurnTaker, *, calls: TwilioCalls | None = None, alerter: SmsAlerter | None = None,
-                 call_url: str = "", caller_id: str | None = None, stats: DialogStats | None = None) -> None:
+                 call_url: str = "", caller_id: str | None = None, stats: DialogStats | None = None,
+                 wall: Callable[[], float] = time.monotonic) -> None:
         self._host, self._wire, self._voice, self._dialog = host, wire, voice, dialog
         self.profile, self.core = profile, core
         self._calls, self._alerter, self._call_url, self._caller_id = calls, alerter, call_url, caller_id
@@ -124,6 +126,9 @@ class AgentCall:
         self.memory = CallMemory()
         self.usage = CallUsage()
         self.turns = Turns()
+        self.trace = TurnTrace()
+        self._wall = wall
+        self._final_at: float | None = None
         self.alerts_sent: list[str] = []
         self.end_reason: str | None = None
         self.now = 0
@@ -131,7 +136,7 @@ class AgentCall:
         self._playout = Playout()
         self._voice_turns: dict[int, int] = {}  # voice turn → reply id
         self._replies: dict[int, asyncio.Task[None]] = {}
-        self._out: deque[tuple[str, str]] = deque()  # (kind, frame)
+        self._out: deque[tuple[str, str, int | None]] = deque()  # (kind, frame, reply id if its first audio)
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_event_ms = 0
         self._wake = asyncio.Event()
@@ -191,6 +196,8 @@ class AgentCall:
             self._host.play(timestamp, audio)
 
     def on_transcript(self, event: TranscriptEvent) -> None:
+        if event.is_final and event.text.strip():
+            self._final_at = self._wall_ms()
         if event.text.strip() or event.is_final:
             self._apply(self.core.handle(Heard(event.text, event.is_final), self.now))
 
@@ -209,6 +216,9 @@ class AgentCall:
                 case Speak(reply_id=rid, text=text):
                     self._voice_turns[self._voice.say(text)] = rid
                 case StartReply(reply_id=rid):
+                    if self._final_at is not None:
+                        self.trace.stamp(rid, "final", self._final_at)
+                    self.trace.stamp(rid, "endpoint", self._wall_ms())
                     self._start_reply(rid)
                 case CancelReply(reply_id=rid):
                     task = self._replies.pop(rid, None)
@@ -276,11 +286,14 @@ class AgentCall:
             task.add_done_callback(lambda _: self._replies.pop(rid, None))
 
     async def _reply(self, rid: int) -> None:
+        self.trace.stamp(rid, "request", self._wall_ms())
         assembler = ReplyAssembler(rid, self.memory)
         outputs = self._dialog.reply(self.memory.context(self.core.transcript()))
         pushed = False
         try:
             async for output in outputs:
+                if isinstance(output, Say):
+                    self.trace.stamp(rid, "first_token", self._wall_ms())
                 fed = assembler.feed(output)
                 if fed.alert is not None:
                     self._spawn(self._alert(fed.alert), "agent-alert")
@@ -289,6 +302,7 @@ class AgentCall:
                         return
                     self._voice_turns[self._voice.turn] = rid
                     self._voice.push_text(event.text)
+                    self.trace.stamp(rid, "first_text", self._wall_ms())
                     pushed = True
                     self._apply(self.core.handle(event, self.now))
         finally:
@@ -297,6 +311,7 @@ class AgentCall:
             return
         if pushed:
             self._voice_turns[self._voice.flush()] = rid
+            self.trace.stamp(rid, "flush", self._wall_ms())
             self._apply(self.core.handle(assembler.finish(), self.now))
         else:  # only decisions (a transfer with no words): nothing to voice
             self._apply(self.core.handle(assembler.finish(), self.now) + self.core.handle(AudioDone(rid), self.now))
@@ -314,6 +329,7 @@ class AgentCall:
             if rid is None or rid != self.core.current_reply:
                 continue  # a cancelled turn's leftovers
             if isinstance(event, AudioChunk):
+                self.trace.stamp(rid, "first_audio", self._wall_ms())
                 await self._audio(rid, event)
             elif isinstance(event, TurnEnd):
                 self._voice_turns.pop(event.turn, None)
@@ -325,14 +341,18 @@ class AgentCall:
             await self._room.wait()
         if rid != self.core.current_reply:
             return
-        self._push("media", self._wire.media(chunk.audio))
+        first = rid not in self.turns.first_audio_ms
+        self._push("media", self._wire.media(chunk.audio), rid if first else None)
         start = self._playout.queue(chunk.audio, self.now)
         self.turns.first_audio_ms.setdefault(rid, start)
         self._apply(self.core.handle(AudioQueued(rid, chunk.chars_end, chunk.duration_ms, chunk.level_db), self.now))
 
-    def _push(self, kind: str, frame: str) -> None:
-        self._out.append((kind, frame))
+    def _push(self, kind: str, frame: str, first_of: int | None = None) -> None:
+        self._out.append((kind, frame, first_of))
         self._wake.set()
+
+    def _wall_ms(self) -> float:
+        return self._wall() * 1000
 
     async def _send_loop(self) -> None:
         try:
@@ -340,7 +360,10 @@ class AgentCall:
                 await self._wake.wait()
                 self._wake.clear()
                 while self._out:
-                    await self._wire.send(self._out.popleft()[1])
+                    _, frame, first_of = self._out.popleft()
+                    await self._wire.send(frame)
+                    if first_of is not None:
+                        self.trace.stamp(first_of, "first_sent", self._wall_ms())
                     self._room.set()
                 self._room.set()
         except StreamGone as exc:
@@ -393,7 +416,7 @@ class AgentCall:
         lat = sorted(self.turns.latencies_ms)
         return {"turns": {"finished": self.turns.finished, "interrupted": self.turns.interrupted,
                           "latencies_ms": self.turns.latencies_ms,
-                          "p50_ms": lat[len(lat) // 2] if lat else None},
+                          "p50_ms": lat[len(lat) // 2] if lat else None, "stages_ms": self.trace.rows()},
                 "dialog": {"model_replies": self.stats.model_replies, "offline_replies": self.stats.offline_replies,
                            "fallbacks": self.stats.fallbacks, "rejected_tools": self.stats.rejected_tools},
                 "alerts_sent": len(self.alerts_sent), "facts": None if self.memory.facts is None

@@ -8,9 +8,11 @@ what the caller does, and sends the caller's frame (with the agent's own voice l
 asked: a speaker-phone). The call ends when the server closes the stream (the agent hung up), when the script
 hangs up (``stop``, as Twilio sends), or when ``redirected`` is set (a transfer moved the call off the stream).
 
-Latencies are measured on the wall clock and given in media ms (× ``speed``): greeting (``start`` sent → first
-agent audio), voice-to-voice (end of each caller line → the agent's first audio after it), barge-in (start of a
-barge-in line → ``clear``).
+Latencies are measured on the wall clock (``time.monotonic``, frames stamped as they arrive, not when a tick gets
+to them) and given in media ms (× ``speed``): greeting (``start`` sent → first agent audio), voice-to-voice (the
+end of the speech in each caller line, i.e. its last voiced sample, → the agent's first audio after it),
+barge-in (start of a barge-in line → ``clear``). ``turns_wall`` keeps each voice-to-voice pair's monotonic
+seconds, so a benchmark can set the server's own stage stamps (same host, same clock) against them.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class DialogResult:
     events: list[dict[str, Any]] = field(default_factory=list)
     stored: dict[str, Any] | None = None
     heard_ms: int = 0
+    turns_wall: list[tuple[float, float]] = field(default_factory=list)
+    """(caller speech end, first agent audio received) per voice-to-voice figure, ``time.monotonic`` seconds."""
 
     def agent_turns(self, status: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("type") == "agent.turn" and e.get("status") == status]
@@ -60,10 +64,10 @@ class DialogResult:
 @dataclass
 class _Clock:
     speed: float
-    t0: float = field(default_factory=time.perf_counter)
+    t0: float = field(default_factory=time.monotonic)
 
-    def media_ms(self) -> float:
-        return (time.perf_counter() - self.t0) * 1000 * self.speed
+    def media_ms(self, at: float | None = None) -> float:
+        return ((time.monotonic() if at is None else at) - self.t0) * 1000 * self.speed
 
 
 async def call_agent(target: Target, dialog: Dialog, *, client: httpx.AsyncClient, speed: float = 1.0,
@@ -131,7 +135,7 @@ async def _talk(target: Target, stream_url: str, params: dict[str, str], dialog:
             "tracks": ["inbound"], "customParameters": params,
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
         clock = _Clock(speed)
-        inbox: list[dict[str, Any]] = []
+        inbox: list[tuple[float, dict[str, Any]]] = []
         reader = asyncio.create_task(_read(ws, inbox))
         try:
             await _ticks(send, inbox, reader, dialog, result, clock, echo_db, redirected)
@@ -146,18 +150,21 @@ async def _talk(target: Target, stream_url: str, params: dict[str, str], dialog:
                 await ws.close()
 
 
-async def _read(ws: Any, inbox: list[dict[str, Any]]) -> None:
+async def _read(ws: Any, inbox: list[tuple[float, dict[str, Any]]]) -> None:
     with contextlib.suppress(ConnectionClosed):
         async for raw in ws:
-            inbox.append(orjson.loads(raw))
+            inbox.append((time.monotonic(), orjson.loads(raw)))
 
 
-async def _ticks(send: Any, inbox: list[dict[str, Any]], reader: asyncio.Task[None], dialog: Dialog,
+async def _ticks(send: Any, inbox: list[tuple[float, dict[str, Any]]], reader: asyncio.Task[None], dialog: Dialog,
                  result: DialogResult, clock: _Clock, echo_db: float | None,
                  redirected: asyncio.Event | None) -> None:
     playback, caller = TwilioPlayback(), ScriptedCaller(dialog.steps)
     now, chunk = 0, 0
-    line_end_at: float | None = None
+    line_end_at: float | None = None  # monotonic s: the speech in the last line ended (armed at the line's end)
+    speech_end: float | None = None
+    voiced: tuple[int, int] | None = None  # the line's frame holding its last voiced sample, and ms into it
+    line_frame = 0
     barge_at: float | None = None
     echo_gain = None if echo_db is None else 10 ** (echo_db / 20)
     while True:
@@ -168,13 +175,14 @@ async def _ticks(send: Any, inbox: list[dict[str, Any]], reader: asyncio.Task[No
             result.ended_by = "redirect"
             return
         marks: list[str] = []
-        for frame in inbox:
+        for arrived, frame in inbox:
             kind = frame.get("event")
             if kind == "media":
                 if result.greeting_ms is None:
-                    result.greeting_ms = clock.media_ms()
-                if line_end_at is not None:
-                    result.voice_to_voice_ms.append(clock.media_ms() - line_end_at)
+                    result.greeting_ms = clock.media_ms(arrived)
+                if line_end_at is not None and arrived >= line_end_at:
+                    result.voice_to_voice_ms.append((arrived - line_end_at) * 1000 * clock.speed)
+                    result.turns_wall.append((line_end_at, arrived))
                     line_end_at = None
                 playback.media(pybase64.b64decode(frame["media"]["payload"]), now)
             elif kind == "mark":
@@ -182,7 +190,7 @@ async def _ticks(send: Any, inbox: list[dict[str, Any]], reader: asyncio.Task[No
             elif kind == "clear":
                 result.clears += 1
                 if barge_at is not None:
-                    result.barge_in_ms.append(clock.media_ms() - barge_at)
+                    result.barge_in_ms.append(clock.media_ms(arrived) - barge_at)
                     barge_at = None
                 marks += playback.clear(now).marks
         inbox.clear()
@@ -198,10 +206,15 @@ async def _ticks(send: Any, inbox: list[dict[str, Any]], reader: asyncio.Task[No
             return
         if tick.line_started is not None:
             result.lines.append((now / 1000, "caller", tick.line_started))
+            line_frame, voiced = 0, divmod(caller.line_voiced_ms, 20)
             if playback.speaking:
                 barge_at = clock.media_ms()
+        if voiced is not None and line_frame == voiced[0]:
+            speech_end = time.monotonic() + voiced[1] / 1000 / clock.speed  # this frame goes out now
+        line_frame += 1
         if tick.line_ended is not None:
-            line_end_at = clock.media_ms()
+            line_end_at = speech_end if speech_end is not None else time.monotonic()
+            speech_end, voiced = None, None
             caller.turn_taken(playback.received_ms)
         if tick.digit is not None:
             await send("dtmf", {"dtmf": {"track": "inbound_track", "digit": tick.digit}})
@@ -210,7 +223,7 @@ async def _ticks(send: Any, inbox: list[dict[str, Any]], reader: asyncio.Task[No
         await send("media", {"media": {"track": "inbound", "chunk": str(chunk), "timestamp": str(now),
                                        "payload": pybase64.b64encode(audio).decode()}})
         now += 20
-        delay = now / clock.speed / 1000 - (time.perf_counter() - clock.t0)
+        delay = now / clock.speed / 1000 - (time.monotonic() - clock.t0)
         await asyncio.sleep(max(0.0, delay))
 
 

@@ -13,9 +13,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
+
+from audio import mulaw
+
 FRAME: Final = 160
 SILENCE: Final = b"\xff" * FRAME
 KEY_GAP_MS: Final = 300
+VOICED: Final = 256
+"""|sample| at or above this is speech (the dialog-line oracle's threshold); the lines' tails are quieter."""
+
+
+def voiced_ms(audio: bytes) -> int:
+    """Where the speech in a line ends: ms from its start to just after its last voiced sample (0 if none)."""
+    loud = np.flatnonzero(np.abs(mulaw.decode(audio).astype(np.int32)) >= VOICED)
+    return 0 if not len(loud) else (int(loud[-1]) + 1) // 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +80,8 @@ class ScriptedCaller:
         self._audio = b""
         self._pos = 0
         self._line = ""
+        self.line_voiced_ms = 0
+        """The current line's speech ends this far into it (:func:`voiced_ms`)."""
         self._keys = ""
         self._next_key_at = 0
         self._silent_until: int | None = None
@@ -114,6 +128,7 @@ class ScriptedCaller:
             self._keys, self._next_key_at = step.text, now_ms
             return self._key(now_ms)
         self._audio, self._pos, self._line = step.audio, 0, step.text
+        self.line_voiced_ms = voiced_ms(step.audio)
         tick = self._play()
         return Tick(tick.audio, line_started=step.text)
 
@@ -137,4 +152,4 @@ class ScriptedCaller:
         self._heard_at_turn = agent_received_ms
 
 
-__all__ = ["Dialog", "ScriptedCaller", "Step", "Tick", "load_dialogs"]
+__all__ = ["Dialog", "ScriptedCaller", "Step", "Tick", "load_dialogs", "voiced_ms"]

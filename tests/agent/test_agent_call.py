@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from switchboard.agent.intake import OfflineDialog
 from switchboard.agent.profile import load_profile
 from switchboard.agent.turns import TurnTaker
 from switchboard.call.agent import AgentCall, Wire
+from switchboard.call.turn_trace import STAGES
 from switchboard.live.events import AgentTurnUpdate, LiveEvent
 from switchboard.replay.playback import TwilioPlayback
 from switchboard.transcribe.base import TranscriptEvent
@@ -95,7 +97,7 @@ class Rig:
         return [e for e in self.host.events if isinstance(e, AgentTurnUpdate) and e.status == status]
 
 
-async def rig() -> Rig:
+async def rig(wall: itertools.count[float] | None = None) -> Rig:
     host, sent = Host(), []
 
     async def send(text: str) -> None:
@@ -114,7 +116,8 @@ async def rig() -> Rig:
     stream = await voice.open()
     stats = DialogStats()
     dialog = FallbackDialog(None, OfflineDialog(PROFILE), first_token_timeout_s=1, stats=stats)
-    agent = AgentCall(host, wire, stream, dialog, PROFILE, TurnTaker(PROFILE.core_lines()), stats=stats)
+    agent = AgentCall(host, wire, stream, dialog, PROFILE, TurnTaker(PROFILE.core_lines()), stats=stats,
+                      **({} if wall is None else {"wall": lambda: next(wall)}))
     result = Rig(host, agent, sent)
     return result
 
@@ -135,6 +138,25 @@ async def test_greeting_plays_is_recorded_as_heard_and_answered() -> None:
         assert r.host.said[-1][0] == PROFILE.line("ask_caller_name")
         r.agent.stop("stop")
     assert run.done() and not [t for t in asyncio.all_tasks() if SID in t.get_name()]
+
+
+async def test_a_reply_is_stamped_at_every_stage_in_order() -> None:
+    """Final in → turn ended → dialog asked → first words → to the voice → flushed → first audio → first frame
+    written: each stage once, in that order (a wall clock that ticks one second per reading)."""
+    r = await rig(wall=itertools.count(1.0))
+    async with asyncio.TaskGroup() as group:
+        run = group.create_task(r.agent.run())
+        await r.run_until(lambda: r.updates("finished"))
+        r.agent.on_transcript(TranscriptEvent("inbound", "My boiler has stopped working.", True, 0, 0, "local"))
+        await r.run_until(lambda: len(r.updates("finished")) >= 2)
+        r.agent.stop("stop")
+    await run
+    rows = r.agent.summary()["turns"]["stages_ms"]
+    greeting, reply = rows
+    assert set(greeting) == {"reply", "first_audio", "first_sent"}  # spoken by the core: no dialog stages
+    assert [stage for stage in reply if stage != "reply"] == list(STAGES)
+    stamps = [reply[stage] for stage in STAGES]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
 
 
 async def test_barge_in_clears_and_keeps_only_what_was_heard() -> None:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import enum
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -222,9 +223,10 @@ class ElevenLabsEmulator:
     async def _speak(self, ws: ServerConnection, session: Session, work: asyncio.Queue[str | None]) -> None:
         while (text := await work.get()) is not None:
             session.generations.append(text)
-            if self.first_audio_delay_s:
-                await asyncio.sleep(self.first_audio_delay_s)
+            asked = time.monotonic()
             audio = await asyncio.to_thread(self.speech, text) if text.strip() else b""
+            # First audio first_audio_delay_s after the generation was asked for, synthesis included.
+            await asyncio.sleep(max(0.0, self.first_audio_delay_s - (time.monotonic() - asked)))
             for message in self._messages(text, audio, session.has(FaultKind.NO_ALIGNMENT) is None):
                 await self._before_audio(ws, session)
                 await ws.send(message)

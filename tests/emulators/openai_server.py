@@ -149,10 +149,13 @@ class OpenAIEmulator(LoopbackHttpServer[Fault, RecordedRequest]):
         problem = request_problem(body) or _strict_tools_problem(body)
         if problem is not None:
             return _error(400, problem[1], param=problem[0])
+        asked = time.monotonic()
         script = self.chat_script.pop(0) if self.chat_script else default_answer(body["messages"])
         events = sse_events(script, body, str(next(self._ids)))
         kind = fault.kind if fault else None
-        chunks = [(fault.delay_s if kind == "slow_first_token" and i == 1 else 0.0, e) for i, e in enumerate(events)]
+        # The first token comes delay_s after the request, whatever composing the answer took here.
+        first = max(0.0, fault.delay_s - (time.monotonic() - asked)) if fault and kind == "slow_first_token" else 0.0
+        chunks = [(first if i == 1 else 0.0, e) for i, e in enumerate(events)]
         if kind == "drop_mid_stream":
             return _Response(200, b"", chunks=chunks[:3], cut=True)
         return _Response(200, b"", chunks=chunks)
