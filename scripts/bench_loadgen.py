@@ -134,7 +134,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from switchboard.tokens import stream_token
 
     frames = media_frames(Path(args.wav))
-    calls = [Call(i) for i in range(args.calls)]
+    calls = [Call(args.first_index + i) for i in range(args.calls)]
     await asyncio.gather(*(c.connect(args.host, args.port, args.path, args.signature) for c in calls))
     connected = ws_frame(orjson.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
     for c in calls:
@@ -223,6 +223,8 @@ def main() -> None:
     parser.add_argument("--server-pid", type=int, required=True)
     parser.add_argument("--wav", required=True, help="stereo μ-law WAV: caller left, agent right")
     parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--first-index", type=int, default=0,
+                        help="CallSids are CA{index:032x} from this index (a new run on the same server: new calls)")
     parser.add_argument("--settle", type=float, default=1.0, help="seconds between the starts and the first media")
     parser.add_argument("--close-timeout", type=float, default=60.0)
     args = parser.parse_args()

@@ -8,12 +8,15 @@ Playwright launches it by path. Without it the browser tests skip on a developer
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from switchboard.tasks import cancel_and_wait
 
 CHROMIUM = Path(os.environ.get("SWITCHBOARD_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -38,18 +41,31 @@ def _require_browser() -> None:
     pytest.skip(problem)
 
 
+class Browser:
+    """Chromium launching in the background while the other fixtures start (PostgreSQL, the server): the first
+    ``new_context`` waits for the launch. The fixture owns the launch task: it is awaited or cancelled on exit."""
+
+    def __init__(self, launch: asyncio.Task[Any]) -> None:
+        self._launch = launch
+
+    async def new_context(self, **options: Any) -> Any:
+        return await (await self._launch).new_context(**options)
+
+
 @pytest.fixture(scope="session")
-async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
+async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
     """Chromium with a fresh profile (Playwright gives every launch a new temporary user-data-dir)."""
     _require_browser()
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        launch = asyncio.create_task(pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True))
         try:
-            yield chromium
+            yield Browser(launch)
         finally:
-            await chromium.close()
+            await cancel_and_wait(launch)
+            if not launch.cancelled() and launch.exception() is None:
+                await launch.result().close()
 
 
 def artifact(name: str) -> Path:

@@ -240,7 +240,7 @@ async def test_failover_and_a_dropped_live_connection_resume_with_no_gap_and_no_
     try:
         async with httpx.AsyncClient(timeout=60) as client:
             gate = asyncio.Event()
-            replay = await start_call(rig, client, gate=gate, speed=2.0)  # slower: the cut must fall mid-call
+            replay = await start_call(rig, client, gate=gate)
             card = page.locator("#board .card").first
             await card.wait_for()
             sid = await card.get_attribute("data-sid")
@@ -485,7 +485,7 @@ async def test_unconfirmed_fields_are_marked_live_on_the_call_page_and_in_the_le
     sid = new_sid("CA")
     async with httpx.AsyncClient(timeout=60) as client:
         gate = asyncio.Event()
-        replay = asyncio.create_task(replay_call(rig.server.target, build_schedule(SPELLED), speed=2.0,
+        replay = asyncio.create_task(replay_call(rig.server.target, build_schedule(SPELLED), speed=SPEED,
                                                  client=client, end_timeout_s=120, media_gate=gate, call_sid=sid))
         await until_live(rig, sid)
         await page.goto(f"{rig.base}/calls/{sid}")

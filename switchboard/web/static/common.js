@@ -178,7 +178,10 @@ export class LiveFeed {
       this.retries = 0;
       this.onState("live");
     };
-    ws.onmessage = (message) => this.receive(JSON.parse(message.data));
+    ws.onmessage = (message) => {
+      arrivedAt = message.timeStamp;
+      this.receive(JSON.parse(message.data));
+    };
     ws.onclose = () => {
       if (this.ws !== ws || this.stopped) return;
       this.onState("reconnecting");
@@ -212,6 +215,9 @@ export class LiveFeed {
 
 // Performance mark for the dashboard benchmark: when a transcript event's line is in the page. The wall clock
 // (Date.now) is recorded too: performance.timeOrigin + startTime drifts from it by milliseconds over a run.
+// inPage: ms from the websocket message handler starting (the event's timeStamp) to the line.
+let arrivedAt = 0;
 export function markLine(event) {
-  performance.mark("sb:line", { detail: { call: event.call_sid, seq: event.seq, id: event.id, at: Date.now() } });
+  performance.mark("sb:line", { detail: { call: event.call_sid, seq: event.seq, id: event.id, at: Date.now(),
+    inPage: performance.now() - arrivedAt } });
 }
