@@ -65,6 +65,8 @@ from tests.emulators.line_oracle import LineOracle, LineOracleEngine  # noqa: E4
 DIALOGS = ROOT / "fixtures" / "dialogs" / "dialogs.json"
 HANGOVER_MS = 500
 """The local recogniser's endpointer hangover: its final comes at least this long after the speech ends."""
+PROVIDER_STAGES = ("model_out", "model_held", "model_in", "tts_out", "tts_held", "tts_in")
+"""The model and tts stages cut at the emulators' own stamps: ``*_held`` is the provider's time."""
 STAGES = (("stt", None, "final"), ("endpoint", "final", "endpoint"), ("start", "endpoint", "request"),
           ("model", "request", "first_token"), ("to_voice", "first_token", "first_text"),
           ("tts", "first_text", "first_audio"), ("send", "first_audio", "first_sent"), ("deliver", "first_sent", None))
@@ -101,7 +103,8 @@ def _emulators(conn: Connection, model_ms: int, tts_ms: int) -> None:
             conn.send({"openai_key": openai.api_key, "openai_url": openai.base_url, "el_key": el.api_key,
                        "el_ws": el.ws_url, "el_http": el.base_url})
             await asyncio.get_running_loop().run_in_executor(None, conn.recv)
-        conn.send(time.process_time())
+            conn.send({"model": openai.held, "tts": [t for s in el.sessions for t in s.timings],
+                       "cpu_s": time.process_time()})
 
     asyncio.run(run())
 
@@ -195,20 +198,22 @@ async def latency_run(dsn: str, args: argparse.Namespace, names: list[str], inde
                 await task
                 await pool.aclose()
         parent.send("stop")
-        await asyncio.get_running_loop().run_in_executor(None, parent.recv)
+        held = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
     finally:
         emulators.join(timeout=10)
         if emulators.is_alive():
             emulators.kill()
-    return latency_figures(results, args)
+    return latency_figures(results, args, held)
 
 
-def latency_figures(results: list[DialogResult], args: argparse.Namespace) -> dict[str, Any]:
+def latency_figures(results: list[DialogResult], args: argparse.Namespace,
+                    held: dict[str, Any]) -> dict[str, Any]:
     timing = TurnTiming()
     stt_nominal = HANGOVER_MS + args.stt_ms
     designed = max(timing.min_endpoint_ms, stt_nominal) + args.model_ms + args.tts_ms
     v2v = [v for r in results for v in r.voice_to_voice_ms]
-    stages: dict[str, list[float]] = {name: [] for name, _, _ in STAGES}
+    stages: dict[str, list[float]] = {name: [] for name in (*(n for n, _, _ in STAGES), *PROVIDER_STAGES)}
+    server_overhead: list[float] = []
     detail: list[dict[str, Any]] = []
     for result in results:
         rows = (((result.stored or {}).get("stats") or {}).get("agent") or {}).get("turns", {}).get("stages_ms", [])
@@ -226,9 +231,22 @@ def latency_figures(results: list[DialogResult], args: argparse.Namespace) -> di
                 if a is not None and b is not None:
                     stages[name].append(b - a)
                     turn[name] = round(b - a, 1)
+            provider = _provider_split(row, held)
+            for name, value in provider.items():
+                stages[name].append(value)
+                turn[name] = round(value, 1)
+            if "final" in row and "model_held" in provider and "tts_held" in provider:
+                # Ours: what is left once the providers' own times (as they saw them) and the designed wait are
+                # taken out; the recogniser stands in for a provider, so its final's arrival is the STT time.
+                stt = row["final"] - speech_end * 1000
+                wait = max(0.0, timing.min_endpoint_ms - stt)
+                ours = (received - speech_end) * 1000 - stt - wait - provider["model_held"] - provider["tts_held"]
+                server_overhead.append(ours)
+                turn["server_overhead"] = round(ours, 1)
     return {"voice_to_voice_p50": pct(v2v, 0.5), "voice_to_voice_p95": pct(v2v, 0.95),
             "overhead_p50": None if not v2v else pct([v - designed for v in v2v], 0.5),
             "overhead_p95": None if not v2v else pct([v - designed for v in v2v], 0.95),
+            "server_overhead_p50": pct(server_overhead, 0.5), "server_overhead_p95": pct(server_overhead, 0.95),
             "designed_ms": designed,
             "stages": {name: {"p50": _r(pct(values, 0.5)), "p95": _r(pct(values, 0.95)), "n": len(values)}
                        for name, values in stages.items()},
@@ -238,10 +256,27 @@ def latency_figures(results: list[DialogResult], args: argparse.Namespace) -> di
             "turn_detail": detail}
 
 
+def _provider_split(row: dict[str, float], held: dict[str, Any]) -> dict[str, float]:
+    """The model and voice stages cut where the emulators saw them: out to the provider, held there, back in."""
+    out: dict[str, float] = {}
+    for prefix, start, stop, key in (("model", "request", "first_token", "model"),
+                                     ("tts", "first_text", "first_audio", "tts")):
+        a, b = row.get(start), row.get(stop)
+        if a is None or b is None:
+            continue
+        seen = [(r * 1000, s * 1000) for r, s in held[key] if a <= r * 1000 and s * 1000 <= b]
+        if seen:
+            received, sent = max(seen)
+            out |= {f"{prefix}_out": received - a, f"{prefix}_held": sent - received, f"{prefix}_in": b - sent}
+    return out
+
+
 def _row_for(rows: list[dict[str, float]], speech_end_ms: float, received_ms: float) -> dict[str, float] | None:
-    """The server's reply whose first frame went out between the caller's speech end and its arrival."""
-    sent = [row for row in rows if "first_sent" in row and speech_end_ms <= row["first_sent"] <= received_ms]
-    return max(sent, key=lambda row: row["first_sent"]) if sent else None
+    """The server's reply to this line: the last one whose turn ended between the caller's speech end and the
+    arrival of the agent's first audio, and whose first frame went out in that time."""
+    replies = [row for row in rows if "first_sent" in row and speech_end_ms <= row.get("endpoint", row["first_sent"])
+               and row["first_sent"] <= received_ms]
+    return max(replies, key=lambda row: row["first_sent"]) if replies else None
 
 
 def _r(value: float | None) -> float | None:
@@ -291,7 +326,7 @@ def summary(runs: list[dict[str, Any]], key: str) -> dict[str, float | None]:
 def stage_summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
     """Per stage: the median over runs of each run's p50 and p95."""
     out: dict[str, dict[str, float | None]] = {}
-    for name, _, _ in STAGES:
+    for name in (*(n for n, _, _ in STAGES), *PROVIDER_STAGES):
         row: dict[str, float | None] = {}
         for q in ("p50", "p95"):
             values = [r["stages"][name][q] for r in runs if r["stages"][name][q] is not None]
@@ -324,7 +359,8 @@ async def main() -> None:
     finally:
         if embedded is not None:
             await embedded.stop()
-    keys = ("voice_to_voice_p50", "voice_to_voice_p95", "overhead_p50", "overhead_p95", "barge_in_p95", "greeting")
+    keys = ("voice_to_voice_p50", "voice_to_voice_p95", "overhead_p50", "overhead_p95", "server_overhead_p50",
+            "server_overhead_p95", "barge_in_p95", "greeting")
     report: dict[str, Any] = {"injected_ms": {"stt": args.stt_ms, "model": args.model_ms, "tts": args.tts_ms},
               "designed_ms": runs[0]["designed_ms"] if runs else None,
               "load_average": {"start": [round(x, 2) for x in load], "end": [round(x, 2) for x in os.getloadavg()]},

@@ -361,9 +361,9 @@ class AgentCall:
                 self._wake.clear()
                 while self._out:
                     _, frame, first_of = self._out.popleft()
-                    await self._wire.send(frame)
                     if first_of is not None:
                         self.trace.stamp(first_of, "first_sent", self._wall_ms())
+                    await self._wire.send(frame)
                     self._room.set()
                 self._room.set()
         except StreamGone as exc:

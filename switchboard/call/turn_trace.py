@@ -10,7 +10,7 @@ The stages, in the order a reply passes them (:data:`STAGES`):
 - ``first_text``: the first words pushed to the voice;
 - ``flush``: the reply's text ended (``flush``: the voice generates whatever it still buffers);
 - ``first_audio``: the voice's first audio for the reply reached the call;
-- ``first_sent``: its first ``media`` frame was written to Twilio's socket.
+- ``first_sent``: its first ``media`` frame is being written to Twilio's socket (stamped as the write starts).
 
 Stamps are milliseconds on ``time.monotonic()`` (``CLOCK_MONOTONIC`` on Linux: one clock for every process on
 the host, so ``scripts/bench_agent.py`` sets them against its simulated caller's own stamps in another process).

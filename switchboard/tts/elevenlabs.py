@@ -7,13 +7,18 @@ rewrites the base URL's scheme to ``wss`` (``_replace(scheme="wss")``), so it ca
 Whole prompts (the greeting cache) go through the SDK: ``AsyncElevenLabs(...).text_to_speech.stream``.
 
 One socket per call, kept across turns: each turn's text goes out at word boundaries as the model writes it and
-ends with ``flush``; the socket is opened before the agent speaks (``ElevenLabsVoice.open``), kept alive with a
-single-space message every ``keepalive_s`` and asked for a longer ``inactivity_timeout``, and reopened if the
-server closes it while idle. The endpoint has no end-of-flush message, so a turn ends when the alignment has
-voiced all of its text (:class:`~switchboard.tts.elevenlabs_wire.TextAligner`), or, from a server that sends no
-alignment, after ``stall_timeout_s`` of quiet. A flushed turn with no audio for ``first_audio_timeout_s``, or
-audio that stops for ``stall_timeout_s`` before its text is voiced, is a :class:`VoiceTimeout`. Barge-in: the
-single-context endpoint has no cancel, so ``cancel()`` closes the socket and opens a new one.
+ends with ``flush``; its first sentence is flushed as soon as it is complete, because the server otherwise waits
+for ``chunk_length_schedule[0]`` characters (50 at least) before it starts generating, and a short first sentence
+("Thanks, John.") would wait for the model's next words
+(https://elevenlabs.io/docs/api-reference/text-to-speech/v-1-text-to-speech-voice-id-stream-input: ``flush``
+forces the generation of the buffered text). The socket is opened before the agent speaks
+(``ElevenLabsVoice.open``), kept alive with a single-space message every ``keepalive_s`` and asked for a longer
+``inactivity_timeout``, and reopened if the server closes it while idle. The endpoint has no end-of-flush message,
+so a turn ends when the alignment has voiced all of its text (:class:`~switchboard.tts.elevenlabs_wire.TextAligner`),
+or, from a server that sends no alignment, after ``stall_timeout_s`` of quiet. A flushed turn with no audio for
+``first_audio_timeout_s``, or audio that stops for ``stall_timeout_s`` before its text is voiced, is a
+:class:`VoiceTimeout`. Barge-in: the single-context endpoint has no cancel, so ``cancel()`` closes the socket and
+opens a new one.
 """
 
 from __future__ import annotations
@@ -75,6 +80,8 @@ class _Turn:
     chunker: Rechunker
     aligner: wire.TextAligner = field(default_factory=wire.TextAligner)
     flushed_at: float | None = None
+    generating: bool = False
+    """Its first sentence was flushed: the server is already generating this turn."""
 
 
 class ElevenLabsStream:
@@ -112,7 +119,12 @@ class ElevenLabsStream:
         current = self._current()
         current.aligner.extend(text)
         self._characters += len(text)
-        self._send(self._words.push(text))
+        ready = self._words.push(text)
+        if not current.generating and (cut := wire.first_sentence_end(ready)):
+            current.generating = True
+            self._send(ready[:cut], flush=True)
+            ready = ready[cut:]
+        self._send(ready)
 
     def flush(self) -> int:
         self._check_open()

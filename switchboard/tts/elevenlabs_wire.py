@@ -12,6 +12,7 @@ JSON object with ``error`` or ``message`` and no audio is taken as an error.
 from __future__ import annotations
 
 import binascii
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -135,6 +136,15 @@ class TextAligner:
         return self.text[start:]
 
 
+_SENTENCE_END = re.compile(r"[.!?…][\"')\]]*\s+")
+
+
+def first_sentence_end(text: str) -> int:
+    """How far into ``text`` its first sentence ends (after the trailing space), or 0 when none ends in it."""
+    match = _SENTENCE_END.search(text)
+    return match.end() if match else 0
+
+
 class WordBuffer:
     """Holds pushed text back to a word boundary, as the protocol asks (each chunk ends with a space)."""
 
@@ -156,4 +166,4 @@ class WordBuffer:
 
 
 __all__ = ["END_OF_INPUT", "KEEPALIVE", "PROVIDER", "Audio", "Final", "TextAligner", "WordBuffer", "error_from",
-           "init_message", "parse", "stream_url", "text_message"]
+           "first_sentence_end", "init_message", "parse", "stream_url", "text_message"]

@@ -69,6 +69,8 @@ class Session:
     faults: tuple[Fault, ...]
     messages: list[dict[str, Any]] = field(default_factory=list)
     generations: list[str] = field(default_factory=list)
+    timings: list[tuple[float, float]] = field(default_factory=list)
+    """Per generation: (asked for, its first audio message sent), ``time.monotonic`` seconds."""
     audio_messages: int = 0
     keepalives: int = 0
     close_reason: str | None = None
@@ -227,10 +229,12 @@ class ElevenLabsEmulator:
             audio = await asyncio.to_thread(self.speech, text) if text.strip() else b""
             # First audio first_audio_delay_s after the generation was asked for, synthesis included.
             await asyncio.sleep(max(0.0, self.first_audio_delay_s - (time.monotonic() - asked)))
-            for message in self._messages(text, audio, session.has(FaultKind.NO_ALIGNMENT) is None):
+            for i, message in enumerate(self._messages(text, audio, session.has(FaultKind.NO_ALIGNMENT) is None)):
                 await self._before_audio(ws, session)
                 await ws.send(message)
                 session.audio_messages += 1
+                if i == 0:
+                    session.timings.append((asked, time.monotonic()))
         await ws.send(orjson.dumps({"isFinal": True}).decode())
         await ws.close(1000)
 

@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import socket
 import struct
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Generic, Protocol, Self, TypeVar
@@ -57,6 +58,8 @@ class LoopbackHttpServer(Generic[F, R]):
         self.host, self.port = host, port
         self.requests: list[R] = []
         self._faults: list[tuple[F, int | None]] = []
+        self.held: list[tuple[float, float]] = []
+        """Streamed answers with a held chunk: (request read, that chunk written), ``time.monotonic`` seconds."""
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -134,6 +137,7 @@ class LoopbackHttpServer(Generic[F, R]):
             await self._write(writer, refusal)
             return False
         raw = await reader.readexactly(int(headers.get("content-length", "0")))
+        received = time.monotonic()
         record = self._record(method, target, headers, raw)
         self.requests.append(record)
         fault = self._next_fault()
@@ -151,7 +155,7 @@ class LoopbackHttpServer(Generic[F, R]):
         response = self._respond(record, fault)
         record.status = response.status
         if response.chunks is not None:
-            return await self._stream(writer, response)
+            return await self._stream(writer, response, received)
         await self._write(writer, response)
         return headers.get("connection", "").lower() != "close"
 
@@ -175,7 +179,7 @@ class LoopbackHttpServer(Generic[F, R]):
         head = [status, *self._headers(response), *(f"{k}: {v}" for k, v in response.headers)]
         return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
 
-    async def _stream(self, writer: asyncio.StreamWriter, response: Response) -> bool:
+    async def _stream(self, writer: asyncio.StreamWriter, response: Response, received: float) -> bool:
         """Send the head at once, then each chunk after its delay (HTTP/1.1 chunked transfer coding); False when
         the connection is finished (cut, or the emulator closed while a delay was running)."""
         writer.write(self._head(response))
@@ -188,6 +192,8 @@ class LoopbackHttpServer(Generic[F, R]):
                     return False
             writer.write(b"%x\r\n%s\r\n" % (len(data), data))
             await writer.drain()
+            if delay > 0:
+                self.held.append((received, time.monotonic()))
         if response.cut:
             sock = writer.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

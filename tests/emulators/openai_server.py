@@ -154,7 +154,7 @@ class OpenAIEmulator(LoopbackHttpServer[Fault, RecordedRequest]):
         events = sse_events(script, body, str(next(self._ids)))
         kind = fault.kind if fault else None
         # The first token comes delay_s after the request, whatever composing the answer took here.
-        first = max(0.0, fault.delay_s - (time.monotonic() - asked)) if fault and kind == "slow_first_token" else 0.0
+        first = max(1e-3, fault.delay_s - (time.monotonic() - asked)) if fault and kind == "slow_first_token" else 0.0
         chunks = [(first if i == 1 else 0.0, e) for i, e in enumerate(events)]
         if kind == "drop_mid_stream":
             return _Response(200, b"", chunks=chunks[:3], cut=True)

@@ -65,7 +65,11 @@ async def test_turns_share_one_connection_and_carry_real_speech(el: ElevenLabsEm
     [session] = el.sessions
     assert session.query == {"model_id": "eleven_flash_v2_5", "output_format": "ulaw_8000", "inactivity_timeout": "60"}
     assert session.messages[0]["text"] == " " and session.messages[0]["generation_config"]
-    assert [m.get("flush", False) for m in session.messages[1:]].count(True) == 2
+    # Turn 1's first sentence is flushed as soon as it is complete (generation starts without waiting for the
+    # schedule's 50 characters); each turn's end is flushed.
+    flushed = [m["text"] for m in session.messages[1:] if m.get("flush")]
+    assert flushed == ["Plumbing. ", " ", "you. "]
+    assert session.generations[0] == "Thanks for calling Acme Plumbing. "
     assert all(m["text"].endswith(" ") for m in session.messages[1:])  # word boundaries, as the protocol asks
     assert stream.characters() == {"elevenlabs": len(TEXT) + 1 + len("Thank you.")}  # as pushed
 

@@ -56,6 +56,13 @@ def test_word_buffer_sends_whole_words() -> None:
     assert words.flush() == " "  # a flush always carries text: "" would end the input
 
 
+def test_first_sentence_end() -> None:
+    assert wire.first_sentence_end("Thanks, John. Could ") == len("Thanks, John. ")
+    assert wire.first_sentence_end('He said "stop." Then ') == len('He said "stop." ')
+    assert wire.first_sentence_end("It costs 12.50 pounds ") == 0  # no space after the point: not an end
+    assert wire.first_sentence_end("Thanks, John.") == 0  # the end is only known once the next word starts
+
+
 def test_url_and_messages() -> None:
     url = wire.stream_url("ws://127.0.0.1:9/", "v1", "eleven_flash_v2_5", 60)
     assert url == ("ws://127.0.0.1:9/v1/text-to-speech/v1/stream-input?model_id=eleven_flash_v2_5"
