@@ -16,17 +16,20 @@ Three processes besides the browser, so no load generator steals time from a mea
   transcript stored) reached that subscription.
 
 Measured per run, on the board (``/``), which follows every call through one websocket:
-- latency: a final transcript event reaching a loopback client (this script's subscription: "leaving the server")
-  → its line in the page (the page's ``sb:line`` performance mark, set once the line is in the DOM), both on this
-  machine's wall clock; p50 and p95 over every final of every call. The server writes each event to its
-  subscribers one after another: while it is saturated (a loaded machine), the page's copy can leave before this
-  script's, and the figure comes out low or negative. So also:
+- latency (p50/p95 over every final of every call): a final transcript event leaving the server (its
+  ``sent_at``: when the server wrote it to the page's socket) → its line in the page (the page's ``sb:line``
+  performance mark, set once the line is in the DOM, carries both), on this machine's wall clock. (A loopback
+  client as the start mark, as before, was unusable on a loaded machine: the server writes each event to its
+  subscribers one after the other, and saturated it wrote the page's copy hundreds of ms before or after that
+  client's.) This script's own subscription only tells which calls completed;
 - handler time: the page's websocket message handler starting (the event's ``timeStamp``; Chromium creates it
   when the task runs, so time queued behind other main-thread work is not in it) → the line in the DOM: the
-  page's own script per line, whatever the server does;
+  page's own script per line;
 - main-thread busy time: Chromium's ``TaskDuration`` (CDP ``Performance.getMetrics``) over the run, per second;
-- page weight: bytes of every response the board's load fetched (HTML, CSS, JS, icon; uncompressed), and of
-  everything the dashboard ships (any page loads a subset).
+- page weight: bytes of the document and every resource the board's load fetched (uncompressed, from the page's
+  Resource Timing; the API's JSON excluded), and of everything the dashboard ships (any page loads a subset).
+The server runs with ``SWITCHBOARD_LIVE_QUEUE=10000`` (as ``bench_server.py``), so the reference subscription is
+not dropped while the loaded server bursts its backlog.
 Prints numbers (min/median/max over ``--runs``), asserts nothing.
 
     .venv/bin/python scripts/bench_dashboard.py [--calls 100] [--runs 3] [--fixture F] [--json]
@@ -53,6 +56,7 @@ from typing import Any
 import httpx
 import orjson
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedError
 
 from switchboard.twilio.signature import sign_websocket, websocket_url
 
@@ -118,6 +122,8 @@ class Seen:
     ended: dict[str, str] = field(default_factory=dict)
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
     an_end: asyncio.Event = field(default_factory=asyncio.Event)
+    resumed: int = 0
+    """Times the subscription overflowed and resumed (finals it then read late count as slower than they were)."""
 
 
 async def watch(base: str, seen: Seen, stop: asyncio.Event) -> None:
@@ -126,22 +132,28 @@ async def watch(base: str, seen: Seen, stop: asyncio.Event) -> None:
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {API_TOKEN}"}) as client:
         listing = (await client.get(f"{base}/api/calls", params={"live": "true", "limit": 1})).json()
     after = listing["live_after"]  # from now on: earlier runs' events are still retained by the hub
-    async with connect(f"{ws_base}/api/live?after={after}", max_size=2**24,
-                       additional_headers={"Authorization": f"Bearer {API_TOKEN}"}) as ws:
-        seen.subscribed.set()
-        while not stop.is_set():
-            try:
-                async with asyncio.timeout(0.5):
-                    raw = await ws.recv()
-            except TimeoutError:
-                continue
-            event = orjson.loads(raw)
-            kind = event.get("type")
-            if kind == "transcript" and event.get("is_final") and event.get("text"):
-                seen.finals[event["id"]] = time.time()
-            elif kind == "call.ended":
-                seen.ended[event["call_sid"]] = event.get("reason", "")
-                seen.an_end.set()
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    while not stop.is_set():
+        try:
+            async with connect(f"{ws_base}/api/live?after={after}", max_size=2**24, additional_headers=headers) as ws:
+                seen.subscribed.set()
+                while not stop.is_set():
+                    try:
+                        async with asyncio.timeout(0.5):
+                            raw = await ws.recv()
+                    except TimeoutError:
+                        continue
+                    event = orjson.loads(raw)
+                    after = event.get("id", after)
+                    kind = event.get("type")
+                    if kind == "transcript" and event.get("is_final") and event.get("text"):
+                        seen.finals[event["id"]] = time.time()
+                    elif kind == "call.ended":
+                        seen.ended[event["call_sid"]] = event.get("reason", "")
+                        seen.an_end.set()
+        except ConnectionClosedError as exc:  # overflowed: resume where it stopped, and say so in the report
+            seen.resumed += 1
+            print(f"reference subscription: {exc}; resuming after {after}", file=sys.stderr)
 
 
 async def load(base: str, server_pid: int, fixture: Path, calls: int, first: int, log: Path) -> dict[str, Any]:
@@ -171,7 +183,7 @@ async def one_run(browser: Any, base: str, server_pid: int, fixture: Path, calls
     await page.fill("#token", API_TOKEN)
     await page.click("button[type=submit]")
     await page.wait_for_url(f"{base}/")
-    weight = await board_weight(page, base)
+    weight = await board_weight(page)
     cdp = await context.new_cdp_session(page)
     await cdp.send("Performance.enable")
     seen, stop = Seen(), asyncio.Event()
@@ -192,16 +204,16 @@ async def one_run(browser: Any, base: str, server_pid: int, fixture: Path, calls
     stop.set()
     await watcher
     marks = await page.evaluate("""() => performance.getEntriesByName('sb:line').map(
-        m => [m.detail.id, m.detail.at, m.detail.inPage])""")
-    shown = {int(i): at / 1000 for i, at, _ in marks}
-    latencies = [(shown[i] - t) * 1000 for i, t in seen.finals.items() if i in shown]
-    handler = [float(ms) for i, _, ms in marks if int(i) in seen.finals]
+        m => [m.detail.id, m.detail.at, m.detail.sentAt, m.detail.inPage])""")
+    ours_marks = [m for m in marks if int(m[0]) in seen.finals]  # this run's finals (not a resync's replay)
+    latencies = [float(at - sent) for _, at, sent, _ in ours_marks]
+    handler = [float(ms) for *_, ms in ours_marks]
     await context.close()
     return {
         "calls": calls, "completed": sum(seen.ended.get(sid) == "stop" for sid in ours),
         "streams_closed_cleanly": report["closed_cleanly"], "close_codes": report["close_codes"],
-        "drain_s": report["drain_s"], "wall_s": round(wall, 1),
-        "finals": len(seen.finals), "finals_shown": len(latencies),
+        "drain_s": report["drain_s"], "wall_s": round(wall, 1), "reference_resumed": seen.resumed,
+        "finals": len(seen.finals), "finals_shown": len(ours_marks),
         "p50_ms": round(quantile(latencies, 0.50), 1), "p95_ms": round(quantile(latencies, 0.95), 1),
         "max_ms": round(max(latencies, default=float("nan")), 1),
         "handler_p50_ms": round(quantile(handler, 0.50), 2), "handler_p95_ms": round(quantile(handler, 0.95), 2),
@@ -217,30 +229,17 @@ def static_bytes() -> int:
     return sum(p.stat().st_size for p in [*web.glob("static/*"), *web.glob("templates/*")])
 
 
-async def board_weight(page: Any, base: str) -> int:
-    """Bytes of every response one load of the board fetches (the API's JSON excluded: it is data)."""
-    from playwright.async_api import Error as PlaywrightError
-
-    sizes: dict[str, int] = {}
-
-    async def size_of(response: Any) -> None:
-        if response.status == 200 and not response.url.startswith(f"{base}/api/"):
-            try:
-                sizes[response.url] = len(await response.body())
-            except PlaywrightError as exc:  # a response without a body to read: say so, count nothing
-                print(f"page weight: {response.url}: {exc}", file=sys.stderr)
-
-    pending: list[asyncio.Future[None]] = []
-
-    def on_response(response: Any) -> None:
-        pending.append(asyncio.ensure_future(size_of(response)))
-
-    page.on("response", on_response)
+async def board_weight(page: Any) -> int:
+    """Bytes (uncompressed bodies) of the document and every resource one load of the board fetched, from the
+    page's own Resource Timing (the API's JSON excluded: it is data; the favicon is the browser's, not the
+    page's, and is not listed)."""
     await page.reload()
     await page.wait_for_selector("#conn[data-state=live]")
-    page.remove_listener("response", on_response)
-    await asyncio.gather(*pending)
-    return sum(sizes.values())
+    total = await page.evaluate("""() => [...performance.getEntriesByType('navigation'),
+        ...performance.getEntriesByType('resource')]
+        .filter(e => !new URL(e.name).pathname.startsWith('/api/'))
+        .reduce((n, e) => n + e.decodedBodySize, 0)""")
+    return int(total)
 
 
 async def task_duration(cdp: Any) -> float:
@@ -256,7 +255,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MALLOC_ARENA_MAX": "2", "SWITCHBOARD_DATA_DIR": str(tmp / "data"),
            "SWITCHBOARD_PORT": str(port), "PUBLIC_URL": base, "SWITCHBOARD_API_TOKEN": API_TOKEN,
-           "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "SWITCHBOARD_MAX_CALLS": "1000",
+           "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "SWITCHBOARD_MAX_CALLS": "1000", "SWITCHBOARD_LIVE_QUEUE": "10000",
            "SWITCHBOARD_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
            "SWITCHBOARD_MAX_CONNECTIONS": "2000", "SWITCHBOARD_BREAKER_FAILURES": "100000"}
     async with AsyncExitStack() as stack:

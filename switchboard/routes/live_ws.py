@@ -1,7 +1,8 @@
 """``WS /api/live`` and ``WS /api/live/{call_sid}``: snapshot, then live events; ``?after=N`` resumes.
 
 Scripts authenticate with the bearer token; the dashboard with its session cookie, from its own origin only.
-One task sends events, one watches for the client going away, both owned by a TaskGroup: a subscriber that never
+Each event goes out with ``sent_at`` (ms since the epoch when this server wrote it to this socket). One task sends
+events, one watches for the client going away, both owned by a TaskGroup: a subscriber that never
 receives an event still gets cleaned up when it disconnects. Overflow closes with 1013 (try again later) and a reason
 naming the ``after`` value to resume from.
 """
@@ -9,6 +10,7 @@ naming the ``after`` value to resume from.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -45,7 +47,9 @@ async def live(ws: WebSocket) -> None:
 async def _send(ws: WebSocket, sub: Subscription) -> None:
     try:
         async for event in sub:
-            await ws.send_text(orjson.dumps(event).decode())
+            # sent_at: when this copy left the server (ms since the epoch), so a client can time the way to it (the
+            # dashboard's benchmark does). Per subscriber: the hub's event is shared, so it is copied, not changed.
+            await ws.send_text(orjson.dumps({**event, "sent_at": time.time_ns() // 1_000_000}).decode())
     except Overflow as exc:
         await ws.close(CloseCode.TRY_AGAIN_LATER, f"overflow; resume with after={exc.resume_after}")
         return

@@ -6,6 +6,8 @@ seeded through the store, as the call pipeline and post-call jobs would write th
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -284,7 +286,11 @@ async def test_live_after_resumes_the_all_calls_feed_from_the_listing(rig: tuple
         await post_signed(client, server.target, "/api/twilio/status", form)
         after = (await client.get("/api/calls", params={"live": "true"})).json()["live_after"]
     assert after > before
+    await asyncio.sleep(0.2)  # published before the subscription: sent_at is when *this* socket got it, later
+    subscribed_ms = time.time_ns() // 1_000_000
     async with connect(f"{server.ws_base}/api/live?after={before}", additional_headers=server.auth()) as ws:
         event: dict[str, Any] = orjson.loads(await ws.recv())
+    received_ms = time.time_ns() // 1_000_000
     assert event["id"] == after and event["type"] == "call.status" and event["call_sid"] == sid(4)
+    assert subscribed_ms <= event["sent_at"] <= received_ms  # when the server wrote it to this socket
 

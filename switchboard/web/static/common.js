@@ -215,9 +215,10 @@ export class LiveFeed {
 
 // Performance mark for the dashboard benchmark: when a transcript event's line is in the page. The wall clock
 // (Date.now) is recorded too: performance.timeOrigin + startTime drifts from it by milliseconds over a run.
-// inPage: ms from the websocket message handler starting (the event's timeStamp) to the line.
+// sentAt: when the server wrote the event to this page's socket (its sent_at); inPage: ms from the websocket
+// message handler starting (the event's timeStamp) to the line.
 let arrivedAt = 0;
 export function markLine(event) {
   performance.mark("sb:line", { detail: { call: event.call_sid, seq: event.seq, id: event.id, at: Date.now(),
-    inPage: performance.now() - arrivedAt } });
+    sentAt: event.sent_at, inPage: performance.now() - arrivedAt } });
 }
