@@ -92,6 +92,20 @@ class StreamResampler:
         self.samples_in += pcm.shape[0]
         return self._to_int16(out)
 
+    def push_float32(self, samples: npt.NDArray[np.float32]) -> npt.NDArray[np.int16]:
+        """:meth:`push` for samples already in float32 on the int16 scale (not normalised): no conversion on the way.
+
+        For callers that decode straight to float32 (:class:`audio.mulaw_resample.MulawResampler`); the output is
+        what :meth:`push` gives for the same values as int16.
+        """
+        self._ensure_open()
+        if not isinstance(samples, np.ndarray) or samples.dtype != _FLOAT32 or samples.ndim != 1:
+            got = f"{samples.dtype} {samples.shape}" if isinstance(samples, np.ndarray) else type(samples).__name__
+            raise InvalidPcmError(f"StreamResampler.push_float32 needs a 1-D float32 array, got {got}")
+        out = self._stream.resample_chunk(samples)
+        self.samples_in += samples.shape[0]
+        return self._to_int16(out)
+
     def flush(self) -> npt.NDArray[np.int16]:
         """End the stream and return the samples the filter still held.
 

@@ -4,10 +4,15 @@
 Prints numbers, asserts nothing (machines are noisy). Run: .venv/bin/python scripts/bench_audio.py [--minutes 60]
 
     decode        μ-law → int16 (table lookup)
-    resample      8 kHz → 16 kHz on one soxr stream
-    whole         jitter buffer + decode + resample + cheap detector + endpointer + stereo aligner + WAV write
+    resample      8 kHz → 16 kHz on one soxr stream, every frame (StreamResampler) and as the server does it
+                  (MulawResampler: μ-law kept until soxr has a block to give; same output, same push)
+    whole         the server's per-track media path (call/pipeline.py): jitter buffer → stereo aligner → WAV write,
+                  and μ-law → 16 kHz (MulawResampler); this is all of it with the null or Deepgram transcriber
+    whole + vad   and the utterance cutter with webrtcvad (16 kHz, 30 ms windows) + endpointer, as WisprFlow's chain
     silero        the model detector, per 20 ms of audio
-Each path is measured per 20 ms frame and batched (100 ms handed over at once), reported per 20 ms of audio.
+Each path is measured per 20 ms frame and batched (100 ms handed over at once), reported per 20 ms of audio as the
+median and the mean (soxr's block work lands on one frame in five or six: the median is the typical frame, the mean
+the CPU cost).
 """
 
 from __future__ import annotations
@@ -21,16 +26,19 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from audio import FRAME_SAMPLES, STT_RATE, TWILIO_RATE
 from audio.align import TrackAligner
+from audio.cutter import UtteranceCutter
 from audio.detectors import EnergyDetector, WebRtcDetector
-from audio.endpoint import EndpointConfig, Endpointer
+from audio.endpoint import EndpointConfig
 from audio.jitter import JitterBuffer
 from audio.mulaw import decode, encode
+from audio.mulaw_resample import MulawResampler
 from audio.resample import StreamResampler
 from audio.wav import WavWriter
 
@@ -46,37 +54,54 @@ def speechlike(seconds: float, seed: int = 7) -> bytes:
     return encode(pcm)
 
 
-def timed(step: Callable[[int], object], frames: int) -> list[float]:
+@dataclass
+class Timing:
+    """Wall µs of each call, and the process CPU µs per call over the whole loop (steady under machine load: a
+    mean of wall times counts every time the process was descheduled)."""
+
+    samples: list[float]
+    cpu_us: float
+
+    def per(self, n: float) -> Timing:
+        return Timing([s / n for s in self.samples], self.cpu_us / n)
+
+
+def timed(step: Callable[[int], object], frames: int) -> Timing:
     """µs per call of step(i) for i in range(frames)."""
     out = []
     clock = time.perf_counter_ns
+    cpu0 = time.process_time_ns()
     for i in range(frames):
         t0 = clock()
         step(i)
         out.append((clock() - t0) / 1000)
-    return out
+    return Timing(out, (time.process_time_ns() - cpu0) / 1000 / max(frames, 1))
 
 
-def report(name: str, samples: list[float], per: int = 1) -> float:
-    """Print median and p99 per 20 ms of audio; ``per`` = frames covered by one sample."""
-    scaled = sorted(s / per for s in samples)
+def report(name: str, timing: Timing, per: float = 1) -> tuple[float, float]:
+    """Print median, p99 (wall) and CPU mean per 20 ms of audio; ``per`` = frames covered by one call.
+
+    Returns (median, CPU mean)."""
+    timing = timing.per(per)
+    scaled = sorted(timing.samples)
     median = statistics.median(scaled)
     p99 = scaled[min(len(scaled) - 1, int(len(scaled) * 0.99))]
-    print(f"{name:<34} median {median:7.2f} µs   p99 {p99:7.2f} µs   per 20 ms frame")
-    return median
+    print(f"{name:<36} median {median:7.2f} µs   p99 {p99:7.2f} µs   CPU mean {timing.cpu_us:7.2f} µs  per 20 ms frame")
+    return median, timing.cpu_us
 
 
 class WholePath:
-    """The per-track media path without a model VAD; one instance per track, sharing a recorder."""
+    """One track's media path as TrackPipeline runs it (a hand-off per ``batch_frames``), sharing a recorder."""
 
-    def __init__(self, aligner: TrackAligner, writer: WavWriter, track: str, batch_frames: int) -> None:
+    def __init__(self, aligner: TrackAligner, writer: WavWriter, track: str, batch_frames: int, vad: bool) -> None:
         self.jitter = JitterBuffer()
-        self.resampler = StreamResampler(TWILIO_RATE, STT_RATE)
-        self.detector = EnergyDetector(sample_rate=TWILIO_RATE, frame_ms=20 * batch_frames)
-        self.endpointer = Endpointer(EndpointConfig(sample_rate=TWILIO_RATE))
+        self.resampler = MulawResampler(STT_RATE)
+        self.cutter = UtteranceCutter(WebRtcDetector(STT_RATE, 30, 2), EndpointConfig(sample_rate=STT_RATE),
+                                      60_000) if vad else None
         self.aligner, self.writer, self.track = aligner, writer, track
         self.batch = batch_frames
         self.pending: list[bytes] = []
+        self.pts = 0
 
     def push(self, chunk: int, ts: int, payload: bytes) -> None:
         for frame in self.jitter.push(chunk, ts, payload):
@@ -87,16 +112,19 @@ class WholePath:
             if len(self.pending) >= self.batch:
                 ulaw = b"".join(self.pending) if self.batch > 1 else self.pending[0]
                 self.pending.clear()
-                pcm = decode(ulaw)
-                self.resampler.push(pcm)
-                self.endpointer.push(self.detector.probability(pcm), pcm.size)
+                pcm = self.resampler.push(ulaw)
+                if pcm.size:
+                    if self.cutter is not None:
+                        self.cutter.push(pcm, self.pts)
+                        self.cutter.step()
+                    self.pts += pcm.size // 16
 
 
-def bench_whole(audio: bytes, batch: int, out: Path) -> list[float]:
+def bench_whole(audio: bytes, batch: int, out: Path, vad: bool = False) -> Timing:
     aligner = TrackAligner()
     with WavWriter(out, channels=2) as writer:
-        a = WholePath(aligner, writer, "inbound", batch)
-        b = WholePath(aligner, writer, "outbound", batch)
+        a = WholePath(aligner, writer, "inbound", batch, vad)
+        b = WholePath(aligner, writer, "outbound", batch, vad)
         frames = len(audio) // FRAME_SAMPLES
         payloads = [audio[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES] for i in range(frames)]
 
@@ -106,7 +134,7 @@ def bench_whole(audio: bytes, batch: int, out: Path) -> list[float]:
                 b.push(i + 1, i * 20, payloads[i])
 
         # per 20 ms frame of one track: a cycle covers `batch` frames on two tracks
-        return [s / (2 * batch) for s in timed(step, frames // batch)]
+        return timed(step, frames // batch).per(2 * batch)
 
 
 def memory_over_call(minutes: int, out: Path) -> list[tuple[int, float]]:
@@ -116,8 +144,8 @@ def memory_over_call(minutes: int, out: Path) -> list[tuple[int, float]]:
     aligner = TrackAligner()
     points = []
     with WavWriter(out, channels=2) as writer:
-        a = WholePath(aligner, writer, "inbound", 5)
-        b = WholePath(aligner, writer, "outbound", 5)
+        a = WholePath(aligner, writer, "inbound", 5, True)
+        b = WholePath(aligner, writer, "outbound", 5, True)
         for minute in range(minutes):
             base = minute * frames_per_min
             for i in range(frames_per_min):
@@ -157,18 +185,24 @@ def main() -> None:
     report("resample (per frame)", timed(lambda i: rs.push(pcm_frames[i]), frames))
     rs = StreamResampler(TWILIO_RATE, STT_RATE)
     report("resample (100 ms batches)", timed(lambda i: rs.push(pcm_batches[i]), len(batches)), per=5)
+    mrs = MulawResampler(STT_RATE)
+    report("decode+resample, server (per frame)", timed(lambda i: mrs.push(chunks[i]), frames))
     energy = EnergyDetector(sample_rate=TWILIO_RATE, frame_ms=20)
     report("energy detector (per frame)", timed(lambda i: energy.probability(pcm_frames[i]), frames))
     webrtc = WebRtcDetector(sample_rate=TWILIO_RATE, frame_ms=20, mode=2)
     report("webrtc detector (per frame)", timed(lambda i: webrtc.probability(pcm_frames[i]), frames))
 
     with tempfile.TemporaryDirectory() as tmp:
-        per_frame = report("whole path (per frame)", bench_whole(audio, 1, Path(tmp) / "a.wav"))
-        batched = report("whole path (100 ms batches)", bench_whole(audio, 5, Path(tmp) / "b.wav"))
+        whole: dict[str, tuple[float, float]] = {}
+        for vad in (False, True):
+            for label, batch in (("per frame", 1), ("100 ms batches", 5)):
+                name = f"{label}, vad" if vad else label
+                samples = bench_whole(audio, batch, Path(tmp) / f"{batch}{vad}.wav", vad)
+                whole[name] = report(f"whole path{' + vad' if vad else ''} ({label})", samples)
         print()
-        for label, cost in (("per frame", per_frame), ("100 ms batches", batched)):
-            calls = 1e6 / (cost * 2 * 50)
-            print(f"implied calls per core ({label}): {calls:,.0f}  (two tracks × 50 frames/s at the median)")
+        for label, (_, mean) in whole.items():
+            calls = 1e6 / (mean * 2 * 50)
+            print(f"implied calls per core ({label}): {calls:,.0f}  (two tracks × 50 frames/s at the CPU mean)")
         print()
         try:
             from switchboard.transcribe.vad import SileroDetector
@@ -180,15 +214,18 @@ def main() -> None:
             pcm16 = np.concatenate([rs16.push(p) for p in pcm_batches] + [rs16.flush()])
             windows = [pcm16[i:i + 512] for i in range(0, pcm16.size - 512, 512)]
             samples = timed(lambda i: silero.probability(windows[i]), len(windows))
-            report("silero detector (per 20 ms)", [s * 20 / 32 for s in samples])
+            report("silero detector (per 20 ms)", samples.per(32 / 20))  # a window is 32 ms
         print()
         points = memory_over_call(args.minutes, Path(tmp) / "long.wav")
         for minute, rss in points:
             print(f"memory after {minute:3d} simulated minutes: RSS {rss:7.1f} MB")
         print(f"memory growth over the call: {points[-1][1] - points[0][1]:+.1f} MB")
     if args.json:
-        print(json.dumps({"whole_path_us_median": round(per_frame, 3), "whole_path_batched_us_median":
-                          round(batched, 3), "rss_growth_mb": round(points[-1][1] - points[0][1], 1),
+        figures = {f"whole_path{suffix}_us_{stat}": round(whole[label][k], 3)
+                   for suffix, label in (("", "per frame"), ("_batched", "100 ms batches"), ("_vad", "per frame, vad"),
+                                         ("_vad_batched", "100 ms batches, vad"))
+                   for k, stat in ((0, "median"), (1, "cpu_mean"))}
+        print(json.dumps({**figures, "rss_growth_mb": round(points[-1][1] - points[0][1], 1),
                           "loadavg": [round(x, 2) for x in os.getloadavg()]}))
 
 

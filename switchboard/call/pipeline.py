@@ -19,8 +19,7 @@ import numpy as np
 from audio import SAMPLES_PER_MS, STT_RATE, TWILIO_RATE
 from audio.jitter import Frame, JitterBuffer
 from audio.media_time import ms_to_samples, samples_to_ms
-from audio.mulaw import decode
-from audio.resample import StreamResampler
+from audio.mulaw_resample import MulawResampler
 from switchboard.metrics import Histogram
 from switchboard.transcribe.base import TranscriptStream
 
@@ -39,7 +38,7 @@ class TrackPipeline:
         self._stream = stream
         self._record = record
         self._jitter = JitterBuffer(window_ms=window_ms)
-        self._resampler = StreamResampler(TWILIO_RATE, STT_RATE)
+        self._resampler = MulawResampler(STT_RATE)
         self._samples_out = 0
         self._finished = False
         self._heard = False
@@ -106,12 +105,16 @@ class TrackPipeline:
         return bool(self._pending)
 
     def hand_off(self) -> None:
-        """Decode and resample every collected frame in one batch and push it to the transcript stream."""
+        """Pass every collected frame to the resampler in one batch; push what it releases to the transcript stream.
+
+        The resampler keeps μ-law until soxr has a block to give (never later than soxr itself would), so most hand-offs
+        only append bytes."""
         if self._pending:
-            payload = b"".join(self._pending)
-            self._pending.clear()
+            pending = self._pending
+            payload = pending[0] if len(pending) == 1 else b"".join(pending)
+            pending.clear()
             self._pending_bytes = 0
-            self._to_stream(self._resampler.push(decode(payload)))
+            self._to_stream(self._resampler.push(payload))
             if self._lag is not None:
                 self._lag.observe(time.perf_counter() - self._oldest_arrival)
 
