@@ -159,6 +159,10 @@ def memory_over_call(minutes: int, out: Path) -> list[tuple[int, float]]:
     return points
 
 
+def spread(values: list[float]) -> str:
+    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
+
+
 def _rss_mb() -> float:
     with open("/proc/self/statm") as fh:
         pages = int(fh.read().split()[1])
@@ -169,6 +173,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=120, help="audio per timing run")
     parser.add_argument("--minutes", type=int, default=60, help="length of the simulated call for memory")
+    parser.add_argument("--runs", type=int, default=3, help="whole-path runs (min/median/max reported)")
     parser.add_argument("--json", action="store_true", help='last line: {"whole_path_us_median": ...}')
     args = parser.parse_args()
     audio = speechlike(args.seconds)
@@ -193,16 +198,20 @@ def main() -> None:
     report("webrtc detector (per frame)", timed(lambda i: webrtc.probability(pcm_frames[i]), frames))
 
     with tempfile.TemporaryDirectory() as tmp:
-        whole: dict[str, tuple[float, float]] = {}
-        for vad in (False, True):
-            for label, batch in (("per frame", 1), ("100 ms batches", 5)):
-                name = f"{label}, vad" if vad else label
-                samples = bench_whole(audio, batch, Path(tmp) / f"{batch}{vad}.wav", vad)
-                whole[name] = report(f"whole path{' + vad' if vad else ''} ({label})", samples)
+        whole: dict[str, list[tuple[float, float]]] = {}
+        for run in range(args.runs):
+            for vad in (False, True):
+                for label, batch in (("per frame", 1), ("100 ms batches", 5)):
+                    name = f"{label}, vad" if vad else label
+                    samples = bench_whole(audio, batch, Path(tmp) / f"{batch}{vad}{run}.wav", vad)
+                    title = f"whole path{' + vad' if vad else ''} ({label})"
+                    whole.setdefault(name, []).append(report(title, samples))
         print()
-        for label, (_, mean) in whole.items():
-            calls = 1e6 / (mean * 2 * 50)
-            print(f"implied calls per core ({label}): {calls:,.0f}  (two tracks × 50 frames/s at the CPU mean)")
+        for label, runs in whole.items():
+            medians, means = [m for m, _ in runs], [c for _, c in runs]
+            calls = 1e6 / (statistics.median(means) * 2 * 50)
+            print(f"whole path ({label}), min/median/max of {len(runs)} runs: median {spread(medians)} µs, "
+                  f"CPU mean {spread(means)} µs; implied calls per core {calls:,.0f} (two tracks × 50 frames/s)")
         print()
         try:
             from switchboard.transcribe.vad import SileroDetector
@@ -221,10 +230,14 @@ def main() -> None:
             print(f"memory after {minute:3d} simulated minutes: RSS {rss:7.1f} MB")
         print(f"memory growth over the call: {points[-1][1] - points[0][1]:+.1f} MB")
     if args.json:
-        figures = {f"whole_path{suffix}_us_{stat}": round(whole[label][k], 3)
-                   for suffix, label in (("", "per frame"), ("_batched", "100 ms batches"), ("_vad", "per frame, vad"),
-                                         ("_vad_batched", "100 ms batches, vad"))
-                   for k, stat in ((0, "median"), (1, "cpu_mean"))}
+        figures: dict[str, object] = {}
+        for suffix, label in (("", "per frame"), ("_batched", "100 ms batches"), ("_vad", "per frame, vad"),
+                              ("_vad_batched", "100 ms batches, vad")):
+            for k, stat in ((0, "median"), (1, "cpu_mean")):
+                values = sorted(run[k] for run in whole[label])
+                figures[f"whole_path{suffix}_us_{stat}"] = round(statistics.median(values), 3)
+                figures[f"whole_path{suffix}_us_{stat}_min_median_max"] = [
+                    round(values[0], 3), round(statistics.median(values), 3), round(values[-1], 3)]
         print(json.dumps({**figures, "rss_growth_mb": round(points[-1][1] - points[0][1], 1),
                           "loadavg": [round(x, 2) for x in os.getloadavg()]}))
 

@@ -1,11 +1,11 @@
-"""One track of one call: jitter buffer → recorder, and μ-law decode → 16 kHz resample → transcript stream.
+"""One track of one call: jitter buffer → recorder, and μ-law → 16 kHz → transcript stream.
 
-Batching by what is already waiting, never by waiting for more: frames released by the jitter buffer are recorded at
-once and collected; :meth:`TrackPipeline.hand_off` decodes and resamples everything collected in one go, and the
-session calls it once per event-loop wake-up (after every message that was already read has been pushed). At real
-time that is one frame per hand-off, so batching adds no latency; when the server falls behind, the frames read in
-one wake-up go out as one batch, so the per-call overhead of decode and resample falls just when CPU is short.
-``max_batch_ms`` (40) bounds what a pipeline collects between hand-offs (a caller that never calls it).
+No batching on our side: every frame the jitter buffer releases is recorded and handed to the resampler at once,
+inside the same call. :class:`~audio.mulaw_resample.MulawResampler` keeps the μ-law until soxr has a block to give
+and decodes + resamples then, so most frames cost an append, the recogniser gets each block on the push that
+completes it (never later than soxr itself releases it), and a server that falls behind pays the per-call overhead of
+decode and resample once per block however the frames arrived. (Before, frames were collected and handed off once
+per event-loop wake-up: a scheduled callback per message for work that is now an append.)
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from dataclasses import asdict
 
 import numpy as np
 
-from audio import SAMPLES_PER_MS, STT_RATE, TWILIO_RATE
+from audio import SAMPLES_PER_MS, STT_RATE
 from audio.jitter import Frame, JitterBuffer
-from audio.media_time import ms_to_samples, samples_to_ms
+from audio.media_time import samples_to_ms
 from audio.mulaw_resample import MulawResampler
 from switchboard.metrics import Histogram
 from switchboard.transcribe.base import TranscriptStream
@@ -33,7 +33,7 @@ class TrackPipeline:
     """Everything a track's audio goes through on the media path; synchronous and cheap per frame."""
 
     def __init__(self, track: str, stream: TranscriptStream, record: RecordFn, *, window_ms: int = 60,
-                 max_batch_ms: int = 40, lag: Histogram | None = None) -> None:
+                 lag: Histogram | None = None) -> None:
         self.track = track
         self._stream = stream
         self._record = record
@@ -44,19 +44,18 @@ class TrackPipeline:
         self._heard = False
         """Whether this track has had any media: one that never did (an inbound-only stream's outbound track) is
         not fed silence, so its recogniser does no work for it."""
-        self._batch_bytes = ms_to_samples(max_batch_ms, TWILIO_RATE)
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
         self._lag = lag
-        self._oldest_arrival = 0.0
 
     def push(self, chunk: int, timestamp_ms: int, payload: bytes) -> None:
         if not self._heard:
             self._heard = True
             self._catch_up(timestamp_ms)
-        if not self._pending:
-            self._oldest_arrival = time.perf_counter()
+        if self._lag is None:
+            self._emit(self._jitter.push(chunk, timestamp_ms, payload))
+            return
+        arrived = time.perf_counter()
         self._emit(self._jitter.push(chunk, timestamp_ms, payload))
+        self._lag.observe(time.perf_counter() - arrived)
 
     def release_until(self, timestamp_ms: int) -> None:
         self._emit(self._jitter.release_until(timestamp_ms))
@@ -84,39 +83,18 @@ class TrackPipeline:
             return
         self._finished = True
         self._emit(self._jitter.flush())
-        self.hand_off()
         self._to_stream(self._resampler.flush())
         self._stream.end()
 
     def _emit(self, frames: list[Frame]) -> None:
-        if not frames:
-            return
+        record, resampler = self._record, self._resampler
         for frame in frames:
+            payload = frame.payload
             if not frame.filled:  # the aligner fills gaps from timestamps itself
-                self._record(self.track, frame.timestamp_ms, frame.payload, frame.offset)
-            self._pending.append(frame.payload)
-            self._pending_bytes += len(frame.payload)
-        if self._pending_bytes >= self._batch_bytes:
-            self.hand_off()
-
-    @property
-    def pending(self) -> bool:
-        """Frames are collected that :meth:`hand_off` has not yet passed on."""
-        return bool(self._pending)
-
-    def hand_off(self) -> None:
-        """Pass every collected frame to the resampler in one batch; push what it releases to the transcript stream.
-
-        The resampler keeps μ-law until soxr has a block to give (never later than soxr itself would), so most hand-offs
-        only append bytes."""
-        if self._pending:
-            pending = self._pending
-            payload = pending[0] if len(pending) == 1 else b"".join(pending)
-            pending.clear()
-            self._pending_bytes = 0
-            self._to_stream(self._resampler.push(payload))
-            if self._lag is not None:
-                self._lag.observe(time.perf_counter() - self._oldest_arrival)
+                record(self.track, frame.timestamp_ms, payload, frame.offset)
+            pcm = resampler.push(payload)
+            if pcm.size:
+                self._to_stream(pcm)
 
     def _to_stream(self, pcm: np.ndarray) -> None:
         if pcm.size:

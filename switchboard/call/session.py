@@ -48,10 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HAND_OFF_CAP_MS = 200
-"""Most audio a track collects in one wake-up before it is handed off anyway (a server far behind reads many)."""
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -99,8 +95,6 @@ class CallSession:
         self._relay = TranscriptRelay(start.call_sid, deps.hub, deps.writer, deps.metrics, deps.drain_stall_s,
                                       self._note_final)
         self._tracks: dict[str, TrackPipeline] = {}
-        self._hand_off: asyncio.Handle | None = None
-        """The pipelines' hand-off, scheduled for the end of this wake-up (owned here, cancelled by stop)."""
         self._stack = AsyncExitStack()
         self._recorder: Recorder | None = None
         self._live_task: asyncio.Task[None] | None = None
@@ -157,9 +151,7 @@ class CallSession:
         agent_track = self.agent is not None and track == "outbound"
         stream = NullStream(track) if agent_track else await self.deps.transcriber.open(track, STT_RATE)
         self._stack.push_async_callback(stream.aclose)
-        # hand-offs come once per wake-up (on_media); the cap only bounds one wake-up's batch
-        self._tracks[track] = TrackPipeline(track, stream, self._recorder.write, max_batch_ms=HAND_OFF_CAP_MS,
-                                            lag=self.deps.metrics.handoff_lag)
+        self._tracks[track] = TrackPipeline(track, stream, self._recorder.write, lag=self.deps.metrics.handoff_lag)
         return stream
 
     async def _caller_id(self) -> str | None:
@@ -177,20 +169,8 @@ class CallSession:
             for other in self._tracks.values():  # a silent track's holes are filled as time moves on, not at once
                 if other is not pipeline:
                     other.keep_up(media.timestamp_ms)
-            self._schedule_hand_off()
             if self.agent is not None and media.track == "inbound":
                 self.agent.on_caller_audio(media)
-
-    def _schedule_hand_off(self) -> None:
-        if self._hand_off is None:
-            # once per wake-up: every message already read is pushed first, then they go out as one batch
-            self._hand_off = asyncio.get_running_loop().call_soon(self._hand_off_all)
-
-    def _hand_off_all(self) -> None:
-        self._hand_off = None
-        for pipeline in self._tracks.values():
-            if pipeline.pending:
-                pipeline.hand_off()
 
     def on_control(self, event: Mark | Dtmf) -> None:
         """A mark echo or a key press (bidirectional streams only): the agent's."""
@@ -204,7 +184,6 @@ class CallSession:
         if pipeline is not None and payload and not self._stopped:
             self._agent_chunks += 1
             pipeline.push(self._agent_chunks, timestamp_ms, payload)
-            self._schedule_hand_off()
 
     def agent_said(self, text: str, start_ms: int, end_ms: int) -> None:
         self._agent_seq += 1
@@ -235,9 +214,6 @@ class CallSession:
         self.end_reason = reason
         if self.agent is not None:
             self.agent.stop(reason)
-        if self._hand_off is not None:  # finish() hands off what is collected
-            self._hand_off.cancel()
-            self._hand_off = None
         for pipeline in self._tracks.values():
             pipeline.finish()
         self._relay.stop()

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from audio import mulaw
+from audio.mulaw_resample import block_schedule
 from switchboard.call.session import CallSession, SessionDeps
 from switchboard.live.events import (
     CallEnded,
@@ -225,19 +226,21 @@ async def test_the_wall_clock_only_stamps_start_and_end() -> None:
     assert fakes.row()["ended_at"] - fakes.row()["created_at"] == timedelta(minutes=5)
 
 
-async def test_audio_is_handed_to_the_recogniser_once_per_wake_up_never_held_for_more() -> None:
-    """Frames read in one wake-up go out together at its end; a lone frame goes out at the end of its own wake-up
-    (no waiting for a batch to fill: batching adds no latency)."""
+async def test_audio_reaches_the_recogniser_on_the_frame_that_completes_a_resampler_block() -> None:
+    """No batching on our side: each frame goes to the resampler as it is pushed, and soxr's first block reaches the
+    recogniser within the push of the frame that completes it, without waiting for the event loop or more frames."""
     fakes = Fakes()
     lag = fakes.metrics.handoff_lag
+    first, _ = block_schedule(8000, 16000, "MQ") or (0, 0)
+    n = -(-first // 160)  # frames until soxr's first block
+
+    def stt_samples() -> object:
+        return session.live_stats()["tracks"]["inbound"]["stt_samples"]
+
     async with fakes.session() as session:
-        speak(session, "inbound", 0, "#" * 5)  # five messages already read in one wake-up
-        assert lag.count == 0  # nothing yet: the rest of this wake-up's messages may still come
-        await asyncio.sleep(0)
-        assert lag.count == 1  # one hand-off for the five
-        speak(session, "inbound", 100, "#", first_chunk=6)  # a single frame
-        await asyncio.sleep(0)
-        assert lag.count == 2
-        speak(session, "inbound", 120, "#", first_chunk=7)
-        session.stop("stop")  # a hand-off still scheduled is done by the flush, once
-    assert lag.count == 3
+        speak(session, "inbound", 0, "#" * (n - 1))
+        assert stt_samples() == 0 and lag.count == n - 1  # one hand-off per frame, soxr has nothing yet
+        speak(session, "inbound", 20 * (n - 1), "#", first_chunk=n)
+        assert stt_samples() == 1732 and lag.count == n  # no await in between: given out on that very push
+        session.stop("stop")
+    assert stt_samples() == 2 * 160 * n  # the flush releases the rest: everything pushed, at twice the rate
