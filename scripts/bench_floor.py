@@ -21,6 +21,7 @@ import uvicorn
 
 from audio.mulaw import decode
 from audio.resample import StreamResampler
+from switchboard.serving import settle_gc
 
 
 def make_app(stage: str) -> Any:
@@ -29,6 +30,7 @@ def make_app(stage: str) -> Any:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
+                settle_gc()  # the same collector setting as switchboard serve
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -74,7 +74,8 @@ class Metrics:
     def __init__(self) -> None:
         self.handoff_lag = Histogram(
             "switchboard_handoff_lag_seconds",
-            "Time from a media frame reaching the call session to its audio being handed to the recogniser",
+            "Time from the media frame that completes a resampler block reaching the call session to the block being "
+            "handed to the recogniser",
             HANDOFF_BUCKETS)
         self.counters: dict[str, dict[Labels, int]] = {}
         self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}

@@ -11,6 +11,7 @@ stops the services, and the process exits 0. A second signal shuts down at once,
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -42,6 +43,24 @@ def uvicorn_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Co
     return uvicorn.Config(app, **options)
 
 
+GC_YOUNG_THRESHOLD = 10_000
+"""Allocations between young collections (CPython's default is 700)."""
+
+
+def settle_gc() -> None:
+    """Once the server has started: ``gc.freeze()`` and a higher young-generation threshold.
+
+    Everything alive after start-up lives as long as the process, yet the cyclic collector walks all of it on every
+    full collection; frozen objects are left out (still freed by reference counting). The media path allocates a few
+    short-lived objects per message, so the default threshold ran a young collection every few hundred messages.
+    Measured at N=100 null-transcriber calls for 20 s (loaded 2-core machine): collections 0.97 s → 0.56 s of the
+    server's ~9 CPU-s (young 681 → 326, full 5 → 2). The floor server of ``scripts/bench_floor.py`` runs with the same
+    setting, so the benchmark's ratio does not count it.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
 class GracefulServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_s: float) -> None:
         super().__init__(config)
@@ -67,6 +86,11 @@ class GracefulServer(uvicorn.Server):
         """What SIGTERM does, for callers in the loop's thread (tests, an admin hook)."""
         self._draining = True
         self._drain_requested.set()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's start-up (the lifespan: every service built, models loaded), then :func:`settle_gc`."""
+        await super().startup(sockets)
+        settle_gc()
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()

@@ -45,17 +45,15 @@ class TrackPipeline:
         """Whether this track has had any media: one that never did (an inbound-only stream's outbound track) is
         not fed silence, so its recogniser does no work for it."""
         self._lag = lag
+        """Observed when audio reaches the recogniser: from the arrival of the frame whose push released it."""
+        self._arrived = 0.0
 
     def push(self, chunk: int, timestamp_ms: int, payload: bytes) -> None:
         if not self._heard:
             self._heard = True
             self._catch_up(timestamp_ms)
-        if self._lag is None:
-            self._emit(self._jitter.push(chunk, timestamp_ms, payload))
-            return
-        arrived = time.perf_counter()
+        self._arrived = time.perf_counter()
         self._emit(self._jitter.push(chunk, timestamp_ms, payload))
-        self._lag.observe(time.perf_counter() - arrived)
 
     def release_until(self, timestamp_ms: int) -> None:
         self._emit(self._jitter.release_until(timestamp_ms))
@@ -95,6 +93,8 @@ class TrackPipeline:
             pcm = resampler.push(payload)
             if pcm.size:
                 self._to_stream(pcm)
+                if self._lag is not None and not self._finished:
+                    self._lag.observe(time.perf_counter() - self._arrived)
 
     def _to_stream(self, pcm: np.ndarray) -> None:
         if pcm.size:
