@@ -8,7 +8,11 @@ the real-time factor of the median. Memory: process RSS growth after loading eac
 decoding the longest utterance on it (ONNX Runtime's arena keeps what the decoder's per-step weight
 dequantisation needed).
 
-    .venv/bin/python scripts/bench_moonshine.py [--lengths 2 5 8] [--runs 5] [--engines 2] [--json]
+    .venv/bin/python scripts/bench_moonshine.py [--lengths 2 5 8] [--runs 5] [--engines 2] [--beam N]
+                                                [--bias-bonus X] [--json]
+
+``--beam 1 --bias-bonus 0`` is upstream's greedy search; the defaults are the server's (beam search with the
+context bias).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from typing import Any
 
 import psutil
 
-from switchboard.transcribe.moonshine import MoonshineEngine, read_wav_16k
+from switchboard.transcribe.bias import DEFAULT_BONUS
+from switchboard.transcribe.moonshine import DEFAULT_BEAM, MoonshineEngine, moonshine_factory, read_wav_16k
 from switchboard.transcribe.moonshine_ort import SAMPLE_RATE, wheel_model_dir
 
 MB = 2**20
@@ -31,7 +36,7 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"min": round(min(values), 3), "median": round(statistics.median(values), 3), "max": round(max(values), 3)}
 
 
-def run(lengths: list[float], runs: int, engines: int) -> dict[str, Any]:
+def run(lengths: list[float], runs: int, engines: int, beam: int, bonus: float) -> dict[str, Any]:
     speech = read_wav_16k(wheel_model_dir().parent.parent / "test-data" / "beckett.wav")[int(0.2 * SAMPLE_RATE):]
     clips = {s: speech[: int(s * SAMPLE_RATE)] for s in lengths}
     if any(clip.size < s * SAMPLE_RATE for s, clip in clips.items()):
@@ -43,7 +48,7 @@ def run(lengths: list[float], runs: int, engines: int) -> dict[str, Any]:
     rss: list[dict[str, float]] = []
     for _ in range(engines):
         started = time.perf_counter()
-        engine = MoonshineEngine()
+        engine = moonshine_factory(beam, bias_bonus=bonus)()
         load_s.append(time.perf_counter() - started)
         after_load = process.memory_info().rss
         engine.transcribe(clips[max(lengths)])
@@ -63,7 +68,7 @@ def run(lengths: list[float], runs: int, engines: int) -> dict[str, Any]:
                      "rtf_median": round(statistics.median(walls) / seconds, 3), "text": text})
     for loaded_engine in loaded:
         loaded_engine.close()
-    return {"load_s": spread(load_s), "rss_growth_per_engine": rss, "decode": rows,
+    return {"beam": beam, "bias_bonus": bonus, "load_s": spread(load_s), "rss_growth_per_engine": rss, "decode": rows,
             "load_average": [round(x, 1) for x in psutil.getloadavg()], "cpus": psutil.cpu_count()}
 
 
@@ -72,17 +77,19 @@ def main() -> None:
     parser.add_argument("--lengths", type=float, nargs="+", default=[2.0, 5.0, 8.0], help="utterance seconds")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--engines", type=int, default=2, help="engines loaded, for memory per engine")
+    parser.add_argument("--beam", type=int, default=DEFAULT_BEAM, help="beam width (1 = greedy, as upstream)")
+    parser.add_argument("--bias-bonus", type=float, default=DEFAULT_BONUS, help="context bias per letter (0 = off)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     args = parser.parse_args()
     if args.runs < 1 or args.engines < 1:
         parser.error("--runs and --engines must be >= 1")
-    report = run(args.lengths, args.runs, args.engines)
+    report = run(args.lengths, args.runs, args.engines, args.beam, args.bias_bonus)
     if args.json:
         print(json.dumps(report, indent=1))
         return
     load = report["load_s"]
-    print(f"load: {load['min']:.2f} / {load['median']:.2f} / {load['max']:.2f} s (min/median/max); "
-          f"load average {report['load_average']} on {report['cpus']} CPUs")
+    print(f"beam {report['beam']}, bias {report['bias_bonus']}; load: {load['min']:.2f} / {load['median']:.2f} / "
+          f"{load['max']:.2f} s (min/median/max); load average {report['load_average']} on {report['cpus']} CPUs")
     for i, row in enumerate(report["rss_growth_per_engine"], 1):
         print(f"engine {i}: RSS +{row['after_load_mb']} MB loaded, +{row['after_decode_mb']} MB after a decode "
               "(cumulative)")

@@ -1,12 +1,14 @@
 """Field accuracy of the offline extractor on the domain fixtures (``fixtures/*.json`` with ``facts``).
 
     .venv/bin/python scripts/extract_accuracy.py [--asr] [--save-asr FILE | --asr-from FILE] [--json]
-                                                 [--fixtures DIR]
+                                                 [--fixtures DIR] [--beam N] [--bias-bonus X] [--no-alternatives]
 
 The reference transcript is the fixture's own utterance text, both tracks interleaved by start time. With
 ``--asr`` each fixture's WAV is also transcribed by the local recogniser (``transcribe_file``) and scored the same
 way; ``--save-asr`` keeps those transcripts in a JSON file and ``--asr-from`` scores a saved one (to compare two
-extractors on the same recognition without recognising twice). Exact match for caller_name (case and spacing
+extractors on the same recognition without recognising twice). ``--beam``/``--bias-bonus`` set the local decoder
+(the server's defaults unless given; ``--beam 1 --bias-bonus 0`` is upstream's greedy search); the beam's
+alternative readings reach the extractor unless ``--no-alternatives``. Exact match for caller_name (case and spacing
 ignored), callback_number, postcode, urgency, issue_category and lead_segment; ``address`` is fuzzy (see
 :func:`address_matches`). An expected null in a field that cannot be null (category, segment) is not scored.
 
@@ -31,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from switchboard.extract.offline import extract_facts
 from switchboard.extract.patterns import numerals
 from switchboard.extract.schema import Speaker, Transcript
+from switchboard.transcribe.bias import DEFAULT_BONUS
+from switchboard.transcribe.moonshine import DEFAULT_BEAM
 
 FIELDS = ("caller_name", "callback_number", "address", "postcode", "urgency", "issue_category", "lead_segment")
 NON_NULLABLE = {"urgency", "issue_category", "lead_segment"}
@@ -94,19 +98,19 @@ def score(cases: Iterable[tuple[str, Transcript, dict[str, Any]]]) -> dict[str, 
     return {"fields": fields, "misses": misses}
 
 
-Segments = list[tuple[Speaker, str, int]]
+Segments = list[tuple[Speaker, str, int, list[str]]]
 
 
-async def asr_segments(paths: list[Path]) -> list[Segments]:
-    from switchboard.transcribe.moonshine import RecognizerPool
+async def asr_segments(paths: list[Path], beam: int, bonus: float) -> list[Segments]:
+    from switchboard.transcribe.moonshine import RecognizerPool, moonshine_factory
     from switchboard.transcribe.offline import transcribe_file
 
-    pool = RecognizerPool(workers=1)
+    pool = RecognizerPool(workers=1, engine_factory=moonshine_factory(beam, bias_bonus=bonus))
     try:
         results = [await transcribe_file(path, pool) for path in paths]
     finally:
         pool.close()
-    return [[(SPEAKERS[s.track], s.text, s.start_ms) for s in r.segments] for r in results]
+    return [[(SPEAKERS[s.track], s.text, s.start_ms, list(s.alternatives)) for s in r.segments] for r in results]
 
 
 def word_error_rates(recognised: list[tuple[dict[str, Any], list[Any]]]) -> dict[str, Any]:
@@ -132,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--asr-from", type=Path, nargs="+", help="score recognised segments saved by --save-asr "
                         "(several files are merged: recognise parts of the set in parallel with --only)")
     parser.add_argument("--only", nargs="+", metavar="SUBSTRING", help="recognise only fixtures whose id has one")
+    parser.add_argument("--beam", type=int, default=DEFAULT_BEAM, help="beam width (1: greedy, as upstream)")
+    parser.add_argument("--bias-bonus", type=float, default=DEFAULT_BONUS,
+                        help="context-bias bonus per letter (0: no biasing)")
+    parser.add_argument("--no-alternatives", action="store_true",
+                        help="score the best transcript only (ignore the beam's other readings)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     every = [(p, json.loads(p.read_text())) for p in sorted(args.fixtures.glob("*.json"))]
@@ -143,12 +152,14 @@ def main(argv: list[str] | None = None) -> int:
             saved = {k: v for path in args.asr_from for k, v in json.loads(path.read_text()).items()}
         else:  # every fixture, so the same recognition also gives the word error rates
             chosen = [(p, f) for p, f in every if not args.only or any(o in f["id"] for o in args.only)]
-            recognised = asyncio.run(asr_segments([p.with_suffix(".wav") for p, _ in chosen]))
+            recognised = asyncio.run(asr_segments([p.with_suffix(".wav") for p, _ in chosen], args.beam,
+                                                  args.bias_bonus))
             saved = {f["id"]: s for (_, f), s in zip(chosen, recognised, strict=True)}
         fixtures = [(p, f) for p, f in fixtures if f["id"] in saved]
         if args.save_asr:
             args.save_asr.write_text(json.dumps(saved, indent=1))
-        segments = [[(s[0], s[1], s[2]) for s in saved[f["id"]]] for _, f in fixtures]
+        segments = [[(s[0], s[1], s[2], [] if args.no_alternatives or len(s) < 4 else s[3])
+                     for s in saved[f["id"]]] for _, f in fixtures]
         transcripts = [Transcript.from_segments(s) for s in segments]
         report["wer"] = word_error_rates([(f, saved[f["id"]]) for _, f in every if f["id"] in saved])
         report["asr"] = score((f["id"], t, f["facts"]) for (_, f), t in zip(fixtures, transcripts, strict=True))

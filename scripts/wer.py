@@ -7,7 +7,8 @@ Silero + endpointer, Moonshine) and compared with its ``fixtures/NAME.json`` sid
 (case, punctuation, hesitations and number formats do not count). Results are given per fixture and track,
 and pooled (errors / reference words) separately for ``kind`` "real" (human speech) and "tts".
 
-    .venv/bin/python scripts/wer.py [--fixtures DIR] [--only SUBSTRING] [--workers N] [--json]
+    .venv/bin/python scripts/wer.py [--fixtures DIR] [--only SUBSTRING] [--workers N] [--beam N]
+                                    [--bias-bonus X] [--json]
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from switchboard.transcribe.moonshine import RecognizerPool
+from switchboard.transcribe.bias import DEFAULT_BONUS
+from switchboard.transcribe.moonshine import DEFAULT_BEAM, RecognizerPool, moonshine_factory
 from switchboard.transcribe.offline import transcribe_file
 from switchboard.transcribe.wer import WerResult, total, word_errors
 
@@ -102,8 +104,8 @@ def print_table(report: dict[str, Any]) -> None:
           f"(RTF {cost['rtf_of_decoded_speech']}); {cost['decode_s_per_track_s']} s per track-second")
 
 
-async def run(paths: list[Path], workers: int) -> dict[str, Any]:
-    pool = RecognizerPool(workers)
+async def run(paths: list[Path], workers: int, beam: int, bonus: float) -> dict[str, Any]:
+    pool = RecognizerPool(workers, engine_factory=moonshine_factory(beam, bias_bonus=bonus))
     try:
         scores = [await score(path, pool) for path in paths]
         return summary(scores, pool)
@@ -116,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fixtures", type=Path, default=Path(__file__).resolve().parent.parent / "fixtures")
     parser.add_argument("--only", default="", help="score only fixtures whose name contains this")
     parser.add_argument("--workers", type=int, default=1, help="recogniser threads (≈560 MB each)")
+    parser.add_argument("--beam", type=int, default=DEFAULT_BEAM, help="beam width (1 = greedy, as upstream)")
+    parser.add_argument("--bias-bonus", type=float, default=DEFAULT_BONUS, help="context bias per letter (0 = off)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     args = parser.parse_args(argv)
     paths = sorted(p for p in args.fixtures.glob("*.wav")
@@ -123,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print(f"no fixtures with JSON sidecars in {args.fixtures}", file=sys.stderr)
         return 2
-    report = asyncio.run(run(paths, args.workers))
+    report = asyncio.run(run(paths, args.workers, args.beam, args.bias_bonus))
     if args.json:
         print(json.dumps(report, indent=1))
     else:

@@ -99,6 +99,9 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "SWITCHBOARD_BREAKER_FAILURES": "Provider failures within 60 s that open its circuit breaker (new calls skip it)",
     "SWITCHBOARD_BREAKER_COOLDOWN_S": "Seconds an open breaker waits before one call probes the provider again",
     "SWITCHBOARD_STT_WORKERS": "Recogniser threads for local transcription (each ~450 MB)",
+    "SWITCHBOARD_STT_BEAM": "Beam width of the local recogniser's decoder (1 = greedy, as upstream Moonshine)",
+    "SWITCHBOARD_STT_BIAS": "Local recogniser's context-bias bonus per letter for the NATO alphabet, number words "
+                            "and SWITCHBOARD_STT_VOCABULARY (0 = none)",
     "SWITCHBOARD_LIVE_QUEUE": "Per-subscriber live event queue bound; overflow closes that subscriber",
     "SWITCHBOARD_LOG_LEVEL": "Python logging level name",
     "OPENAI_API_KEY": "OpenAI key: gpt-4o-mini extracts lead fields (unset = offline rules only)",
@@ -166,6 +169,8 @@ class Settings:
     drain_s: float = 60.0
     transcriber: str = "local"
     stt_workers: int = 1
+    stt_beam: int = 4
+    stt_bias: float = 0.5
     live_queue: int = 1000
     log_level: str = "INFO"
     wisprflow_api_key: Secret | None = None
@@ -216,6 +221,9 @@ class Settings:
             raise ConfigError(f"SWITCHBOARD_PORT out of range: {self.port}")
         if self.stt_workers < 1 or self.live_queue < 10:
             raise ConfigError("SWITCHBOARD_STT_WORKERS must be ≥ 1 and SWITCHBOARD_LIVE_QUEUE ≥ 10")
+        if not 1 <= self.stt_beam <= 16 or not 0 <= self.stt_bias <= 5:
+            raise ConfigError(f"SWITCHBOARD_STT_BEAM must be 1-16 and SWITCHBOARD_STT_BIAS 0-5, got {self.stt_beam} "
+                              f"and {self.stt_bias}")
         _check_ws_url("WISPR_WS_URL", self.wispr_ws_url)
         if self.deepgram_url is not None:
             _check_ws_url("DEEPGRAM_URL", self.deepgram_url)
@@ -317,6 +325,8 @@ class Settings:
             drain_s=_float(env, "SWITCHBOARD_DRAIN_S", 60.0),
             transcriber=env.get("SWITCHBOARD_TRANSCRIBER", "local"),
             stt_workers=_int(env, "SWITCHBOARD_STT_WORKERS", 1),
+            stt_beam=_int(env, "SWITCHBOARD_STT_BEAM", 4),
+            stt_bias=_float(env, "SWITCHBOARD_STT_BIAS", 0.5),
             live_queue=_int(env, "SWITCHBOARD_LIVE_QUEUE", 1000),
             log_level=env.get("SWITCHBOARD_LOG_LEVEL", "INFO").upper(),
             wisprflow_api_key=Secret(wispr_key) if wispr_key else None,

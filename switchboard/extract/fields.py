@@ -12,6 +12,10 @@ The value kept is the last one the caller said or agreed to; its source says how
 - ``caller_id``: no number was said; the network's caller ID, flagged and, unless the caller asked to be called
   on "this number", marked for confirmation.
 
+A caller turn whose best transcript holds no postcode (or number) is read again in the recogniser's alternative
+readings of the same audio (``Turn.alternatives``, best first): the first that the grammar parses gives the value,
+at a confidence capped at :data:`ALTERNATIVE_CAP` so that it is marked for confirmation.
+
 Nothing here invents a value: every value is one a reading of the caller's (or the read-back's) words produced,
 or the caller ID. Pure functions; no I/O.
 """
@@ -39,6 +43,8 @@ REPEAT_FLOOR: Final = 0.9
 CALLER_ID_ASKED: Final = 0.9
 CALLER_ID_ONLY: Final = 0.5
 SPELLED: Final = 0.9
+ALTERNATIVE_CAP: Final = 0.6
+"""A value only a lower-ranked reading of the audio holds: below the confirmation threshold (0.8)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +97,22 @@ def _follow(transcript: Transcript, read: Reader, *, tail_fix: bool = False) -> 
             if backs and answer is True:
                 current = _confirm(current, backs[-1])
             continue
-        readings = read(turn.text)
+        readings = read(turn.text) or _from_alternatives(turn.alternatives, read)
         if not readings and tail_fix and current is not None:
             readings = _tail_correction(turn.text, current, after_no=_after_no(turns, index))
         correcting = bool(CORRECTION.search(turn.text)) or _after_no(turns, index)
         for reading in readings:
             current = _update(current, reading, correcting=correcting)
     return current
+
+
+def _from_alternatives(alternatives: Sequence[str], read: Reader) -> list[Heard]:
+    """The readings of the first alternative transcript that has any, capped at :data:`ALTERNATIVE_CAP`."""
+    for text in alternatives:
+        readings = read(text)
+        if readings:
+            return [replace(r, confidence=min(r.confidence, ALTERNATIVE_CAP)) for r in readings]
+    return []
 
 
 def _update(current: Heard | None, reading: Heard, *, correcting: bool) -> Heard:

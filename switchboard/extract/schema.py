@@ -9,7 +9,7 @@ E.164 numbers, one-line summary) so downstream code sees one format whichever ex
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -144,6 +144,10 @@ class CallFacts(BaseModel):
         return " ".join(value.split())
 
 
+Segment = tuple[Speaker, str, int] | tuple[Speaker, str, int, Sequence[str]]
+"""``(speaker, text, start_ms)`` or ``(speaker, text, start_ms, alternatives)``."""
+
+
 @dataclass(frozen=True, slots=True)
 class Turn:
     """One stretch of speech by one side; ``start_ms`` is media time when known."""
@@ -151,6 +155,9 @@ class Turn:
     speaker: Speaker
     text: str
     start_ms: int | None = None
+    alternatives: tuple[str, ...] = ()
+    """The recogniser's other readings of the same speech, best first: a grammar may take a postcode or a number
+    from one of them when ``text`` has none (at a confidence that asks for confirmation)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,12 +184,11 @@ class Transcript:
         return cls(tuple(turns))
 
     @classmethod
-    def from_segments(cls, segments: Iterable[tuple[Speaker, str, int]], *,
-                      caller_id: str | None = None) -> Transcript:
-        """Turns from timed ``(speaker, text, start_ms)`` pieces of both tracks, ordered by media time."""
+    def from_segments(cls, segments: Iterable[Segment], *, caller_id: str | None = None) -> Transcript:
+        """Turns from timed ``(speaker, text, start_ms)`` pieces of both tracks, ordered by media time; a fourth
+        item, when present, is the recogniser's alternative readings of the piece."""
         ordered = sorted(segments, key=lambda s: s[2])
-        turns = tuple(Turn(speaker, text.strip(), start) for speaker, text, start in ordered if text.strip())
-        return cls(turns, caller_id)
+        return cls(tuple(_turn(s) for s in ordered if s[1].strip()), caller_id)
 
     def render(self) -> str:
         """The prompt form, which :meth:`from_text` reads back."""
@@ -191,6 +197,11 @@ class Transcript:
     def text_of(self, speaker: Speaker) -> str:
         """Everything one side said, joined with spaces."""
         return " ".join(turn.text for turn in self.turns if turn.speaker == speaker)
+
+
+def _turn(segment: Segment) -> Turn:
+    alternatives = segment[3] if len(segment) == 4 else ()
+    return Turn(segment[0], segment[1].strip(), segment[2], tuple(a.strip() for a in alternatives if a.strip()))
 
 
 class Extraction(BaseModel):

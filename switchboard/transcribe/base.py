@@ -32,6 +32,9 @@ class TranscriptEvent:
     provider: str
     confidence: float | None = None
     """0..1 when the provider reports one; ``None`` for engines that do not (Moonshine)."""
+    alternatives: tuple[str, ...] = ()
+    """Other readings of the same audio, likeliest first (local Moonshine's beam); empty when there are none.
+    Grammars may pick one that parses where ``text`` does not (a postcode, a number)."""
 
 
 class SwitchReason(StrEnum):

@@ -82,12 +82,13 @@ def build_transcriber(settings: Settings, stack: AsyncExitStack, breakers: Circu
 
         return NullTranscriber()
     from switchboard.transcribe.local import LocalTranscriber
-    from switchboard.transcribe.moonshine import RecognizerPool
+    from switchboard.transcribe.moonshine import RecognizerPool, moonshine_factory
     from switchboard.transcribe.vad import DetectorPool
 
     pool = recognizers
     if pool is None:
-        pool = RecognizerPool(workers=settings.stt_workers)
+        pool = RecognizerPool(workers=settings.stt_workers, engine_factory=moonshine_factory(
+            settings.stt_beam, settings.stt_vocabulary, settings.stt_bias))
         stack.push_async_callback(pool.aclose)
     silero = DetectorPool()  # one free list of Silero sessions for every provider that endpoints with it
     local = LocalTranscriber(pool, detectors=silero)

@@ -31,7 +31,7 @@ from audio.endpoint import EndpointConfig
 from audio.errors import UnsupportedRateError
 from audio.media_time import ms_to_samples
 from switchboard.transcribe.base import Pcm16, TranscriptEvent, check_push
-from switchboard.transcribe.moonshine import RecognizerPool
+from switchboard.transcribe.moonshine import Recognition, RecognizerPool
 from switchboard.transcribe.vad import DetectorPool
 from switchboard.transcribe.waker import Waker
 
@@ -73,7 +73,7 @@ class LocalStream:
         self._next_partial: int | None = None
         self._provider = provider
         self._jobs: deque[_Job] = deque()
-        self._inflight: tuple[_Job, asyncio.Future[str]] | None = None
+        self._inflight: tuple[_Job, asyncio.Future[Recognition]] | None = None
         self._waker = Waker()
         self._ended = self._closed = False
         self._finals = self._partials = 0
@@ -168,10 +168,10 @@ class LocalStream:
             (job, future), self._inflight = self._inflight, None
             stale = not job.is_final and any(j.is_final for j in self._jobs)  # a final supersedes it
             self._start_next()
-            text = future.result()  # a TranscriptionError surfaces here, to the iterating caller
-            if text and not stale:
-                event = TranscriptEvent(self.track, text, job.is_final, job.start_ms, job.end_ms,
-                                        self._provider)
+            heard = future.result()  # a TranscriptionError surfaces here, to the iterating caller
+            if heard.text and not stale:
+                event = TranscriptEvent(self.track, heard.text, job.is_final, job.start_ms, job.end_ms,
+                                        self._provider, alternatives=heard.alternatives)
                 self._finals += job.is_final
                 self._partials += not job.is_final
         self._start_next()

@@ -15,15 +15,16 @@ import asyncio
 import threading
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
+from switchboard.transcribe.bias import DEFAULT_BONUS, DEFAULT_WORDS, ContextBias
 from switchboard.transcribe.errors import ProviderUnavailable, RecognitionFailed
 from switchboard.transcribe.moonshine_ort import ORT_ERRORS, MoonshineOrt, wheel_model_dir
 from switchboard.transcribe.wer import wer
@@ -32,9 +33,20 @@ PROVIDER = "moonshine"
 SAMPLE_RATE = 16_000
 SELF_TEST_TEXT = "Ever tried ever failed, no matter try again fail again fail better."
 SELF_TEST_MAX_WER = 0.2
+DEFAULT_BEAM = 4
+"""Beam width of the local decoder: hypotheses are batched in one decoder run per step, and a step's cost is
+mostly the weights' dequantisation, so four cost far less than four times one."""
 Float32 = npt.NDArray[np.float32]
 MODEL_ERRORS: tuple[type[Exception], ...] = (ValueError, *ORT_ERRORS)  # malformed files or a failed run
 LOAD_ERRORS: tuple[type[Exception], ...] = (OSError, *MODEL_ERRORS)
+
+
+@dataclass(frozen=True, slots=True)
+class Recognition:
+    """What one decode heard: the best ``text`` and the beam's other readings of the same audio, best first."""
+
+    text: str
+    alternatives: tuple[str, ...] = ()
 
 
 class Recognizer(Protocol):
@@ -47,14 +59,28 @@ class Recognizer(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class NBestRecognizer(Recognizer, Protocol):
+    """An engine that also gives alternative readings (:class:`MoonshineEngine` with a beam)."""
+
+    def recognise(self, samples: Float32) -> Recognition: ...
+
+
 class MoonshineEngine:
     """One Moonshine model, loaded at construction (≈0.9 s); not safe to call from two threads at once.
 
     ``model_dir`` holds ``encoder_model.ort``, ``decoder_model_merged.ort`` and ``tokenizer.bin``; by default
-    the wheel's ``models/base-en``. The self-test clip is the wheel's ``test-data/beckett.wav``.
+    the wheel's ``models/base-en``. The self-test clip is the wheel's ``test-data/beckett.wav``. With
+    ``beam_width`` 1 and no ``bias`` it decodes greedily as upstream does; otherwise by beam search with the
+    context bias (:meth:`~.moonshine_ort.MoonshineOrt.search`), and :meth:`recognise` also gives the beam's
+    other readings.
     """
 
-    def __init__(self, model_dir: Path | None = None) -> None:
+    def __init__(self, model_dir: Path | None = None, *, beam_width: int = 1,
+                 bias: ContextBias | None = None) -> None:
+        if beam_width < 1:
+            raise ValueError("beam_width must be >= 1")
+        self._width, self._bias = beam_width, bias
         try:
             model_dir = wheel_model_dir() if model_dir is None else model_dir
             self._model: MoonshineOrt | None = MoonshineOrt(model_dir)
@@ -64,12 +90,19 @@ class MoonshineEngine:
 
     def transcribe(self, samples: Float32) -> str:
         """Text of mono float32 16 kHz audio in [-1, 1]; an empty (or sub-56 ms) array gives ""."""
+        return self.recognise(samples).text
+
+    def recognise(self, samples: Float32) -> Recognition:
+        """:meth:`transcribe` with the beam's other readings (none when greedy)."""
         if samples.ndim != 1:
             raise ValueError(f"expected mono samples, got shape {samples.shape}")
         if self._model is None:
             raise ProviderUnavailable("engine is closed", retryable=False, provider=PROVIDER)
         try:
-            return self._model.transcribe(samples)
+            if self._width == 1 and self._bias is None:
+                return Recognition(self._model.transcribe(samples))
+            texts = self._model.transcribe_nbest(samples, self._width, self._bias)
+            return Recognition(texts[0], tuple(texts[1:])) if texts else Recognition("")
         except MODEL_ERRORS as exc:  # a run failed, or a token id the tokenizer lacks
             raise RecognitionFailed(f"Moonshine decode failed for {samples.size} samples: {exc}",
                                     provider=PROVIDER) from exc
@@ -91,6 +124,17 @@ class MoonshineEngine:
     def close(self) -> None:
         """Drop the sessions now instead of at garbage collection; idempotent."""
         self._model = None
+
+
+def moonshine_factory(beam_width: int = DEFAULT_BEAM, vocabulary: Sequence[str] = (),
+                      bias_bonus: float = DEFAULT_BONUS) -> Callable[[], MoonshineEngine]:
+    """An engine factory for :class:`RecognizerPool`: beam search biased towards the NATO alphabet, number words and
+    the business's ``vocabulary`` (street and area names); ``bias_bonus`` 0 turns biasing off, ``beam_width`` 1
+    with it is upstream's greedy search."""
+    if beam_width < 1 or bias_bonus < 0:
+        raise ValueError("beam_width must be >= 1 and bias_bonus >= 0")
+    bias = ContextBias((*DEFAULT_WORDS, *vocabulary), bias_bonus) if bias_bonus > 0 else None
+    return lambda: MoonshineEngine(beam_width=beam_width, bias=bias)
 
 
 def read_wav_16k(path: Path) -> Float32:
@@ -142,10 +186,13 @@ class RecognizerPool:
             self._local.engine = engine
         return engine
 
-    def _run(self, samples: Float32) -> str:
+    def _run(self, samples: Float32) -> Recognition:
         started = time.perf_counter()
         try:
-            return self._engine().transcribe(samples)
+            engine = self._engine()
+            if isinstance(engine, NBestRecognizer):
+                return engine.recognise(samples)
+            return Recognition(engine.transcribe(samples))
         finally:
             with self._lock:
                 self._jobs += 1
@@ -156,14 +203,14 @@ class RecognizerPool:
         if self._closed:
             raise ProviderUnavailable("recognizer pool is closed", retryable=False, provider=PROVIDER)
 
-    def submit(self, samples: Float32) -> asyncio.Future[str]:
+    def submit(self, samples: Float32) -> asyncio.Future[Recognition]:
         """Queue float32 16 kHz ``samples`` for recognition; cancelling the future drops it if not started."""
         self._check_open()
         return asyncio.get_running_loop().run_in_executor(self._executor, self._run, samples)
 
     async def recognize(self, samples: Float32) -> str:
         """Text of ``samples`` (float32, 16 kHz), decoded in a worker thread."""
-        return await self.submit(samples)
+        return (await self.submit(samples)).text
 
     async def wait_ready(self) -> None:
         """Load an engine (if none is yet) so that a broken install fails here, not mid-call."""
@@ -196,4 +243,5 @@ class RecognizerPool:
             engine.close()
 
 
-__all__ = ["MoonshineEngine", "PoolStats", "Recognizer", "RecognizerPool", "read_wav_16k"]
+__all__ = ["DEFAULT_BEAM", "MoonshineEngine", "NBestRecognizer", "PoolStats", "Recognition", "Recognizer",
+           "RecognizerPool", "moonshine_factory", "read_wav_16k"]

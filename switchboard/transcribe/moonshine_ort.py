@@ -10,7 +10,9 @@ The decode loop is upstream's ``MoonshineModel::transcribe`` (https://github.com
 ``core/moonshine-model.cpp``): encode once; start token 1; the first decoder step runs with
 ``use_cache_branch=False``, later steps feed only the last token with the decoder cache from ``present.*`` and
 the encoder cache of the first step; greedy argmax until token 2 (EOS) or ``ceil(seconds × 13)`` tokens
-(the wheel's library uses 13 tokens per second of audio). ``tokenizer.bin`` is upstream's ``BinTokenizer``
+(the wheel's library uses 13 tokens per second of audio). :meth:`MoonshineOrt.search` is our own addition: beam
+search with contextual biasing (:mod:`.beam`, :mod:`.bias`) on the same steps, the hypotheses batched in one
+decoder run per step and the decoder cache reordered by parent. ``tokenizer.bin`` is upstream's ``BinTokenizer``
 format (``core/bin-tokenizer/bin-tokenizer.cpp``). One intra-op and one inter-op thread per session: the
 recogniser pool gets its parallelism from threads, and ``InferenceSession.run`` releases the GIL.
 """
@@ -26,6 +28,9 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+from switchboard.transcribe.beam import Hypothesis, LogProbs, beam_search, log_softmax
+from switchboard.transcribe.bias import ContextBias
 
 PACKAGE = "moonshine_cpp"
 MODEL_FILES = ("encoder_model.ort", "decoder_model_merged.ort", "tokenizer.bin")
@@ -79,16 +84,25 @@ class BinTokenizer:
     def load(cls, path: Path) -> BinTokenizer:
         return cls(parse_tokenizer_bin(path.read_bytes()))
 
+    def pieces(self) -> list[str]:
+        """Each token's text as the bias reads it ("▁" kept, specials and unused ids "")."""
+        return ["" if not piece or _special(piece) else piece.decode("utf-8", errors="replace")
+                for piece in self.tokens]
+
     def decode(self, ids: Sequence[int]) -> str:
         out = bytearray()
         for token in ids:
             if not 0 <= token < len(self.tokens) or not self.tokens[token]:
                 raise ValueError(f"invalid token id {token}")
             piece = self.tokens[token]
-            if len(piece) > 2 and piece.startswith(b"<") and piece.endswith(b">"):
+            if _special(piece):
                 continue
             out += piece
         return out.decode("utf-8", errors="replace").replace(SPACE, " ").strip()
+
+
+def _special(piece: bytes) -> bool:
+    return len(piece) > 2 and piece.startswith(b"<") and piece.endswith(b">")
 
 
 def _session(path: Path) -> ort.InferenceSession:
@@ -109,6 +123,7 @@ class MoonshineOrt:
         if missing:
             raise FileNotFoundError(f"Moonshine model file(s) missing in {model_dir}: {', '.join(missing)}")
         self.tokenizer = BinTokenizer.load(model_dir / "tokenizer.bin")
+        self._pieces = self.tokenizer.pieces()
         self._encoder = _session(model_dir / "encoder_model.ort")
         self._decoder = _session(model_dir / "decoder_model_merged.ort")
         self._outputs = [output.name for output in self._decoder.get_outputs()]
@@ -139,6 +154,50 @@ class MoonshineOrt:
             if token == EOS_TOKEN:
                 break
         return tokens
+
+    def search(self, audio: Float32, width: int, bias: ContextBias | None = None) -> list[Hypothesis]:
+        """Beam search (:func:`.beam.beam_search`): finished hypotheses best first, start and EOS included."""
+        max_len = math.ceil(audio.size / SAMPLE_RATE * MAX_TOKENS_PER_SECOND)
+        hidden = self._encoder.run(["last_hidden_state"], {"input_values": audio.reshape(1, -1)})[0]
+        empty = np.zeros((1, KV_HEADS, 1, HEAD_DIM), dtype=np.float32)
+        feed = {"input_ids": np.array([[START_TOKEN]], dtype=np.int64), "encoder_hidden_states": hidden,
+                "use_cache_branch": np.array([False]),
+                **{f"past_key_values.{name}": empty for name in self._cache_names}}
+        results = dict(zip(self._outputs, self._decoder.run(self._outputs, feed), strict=True))
+        cache = {name: results[f"present.{name}"] for name in self._cache_names}
+        tiled: dict[int, dict[str, Float32]] = {}  # encoder states and cache per batch size, made once
+
+        def step(parents: list[int], tokens: list[int]) -> LogProbs:
+            n = len(parents)
+            if n not in tiled:
+                tiled[n] = {"encoder_hidden_states": np.repeat(hidden, n, axis=0)} | {
+                    f"past_key_values.{name}": np.repeat(cache[name], n, axis=0)
+                    for name in self._cache_names if ".encoder." in name}
+            order = np.array(parents)
+            feed = {"input_ids": np.array(tokens, dtype=np.int64).reshape(n, 1),
+                    "use_cache_branch": np.array([True]), **tiled[n],
+                    **{f"past_key_values.{name}": cache[name][order]
+                       for name in self._cache_names if ".decoder." in name}}
+            out = dict(zip(self._outputs, self._decoder.run(self._outputs, feed), strict=True))
+            for name in self._cache_names:
+                if ".decoder." in name:
+                    cache[name] = out[f"present.{name}"]
+            return log_softmax(out["logits"][:, -1])
+
+        return beam_search(log_softmax(results["logits"][:, -1]), step, start=START_TOKEN, eos=EOS_TOKEN,
+                           max_len=max_len, width=width, pieces=self._pieces, bias=bias)
+
+    def transcribe_nbest(self, audio: Float32, width: int, bias: ContextBias | None = None) -> list[str]:
+        """Distinct non-empty texts of the beam's finished hypotheses, best first ([] for audio under
+        ``MIN_SAMPLES``)."""
+        if audio.size < MIN_SAMPLES:
+            return []
+        texts: list[str] = []
+        for hypothesis in self.search(np.ascontiguousarray(audio, dtype=np.float32), width, bias):
+            text = self.tokenizer.decode(hypothesis.tokens)
+            if text and text not in texts:
+                texts.append(text)
+        return texts
 
     def transcribe(self, audio: Float32) -> str:
         """Text of mono float32 16 kHz ``audio`` in [-1, 1]; under ``MIN_SAMPLES`` (too short for a word and

@@ -42,10 +42,12 @@ class Segment:
     start_ms: int
     end_ms: int
     text: str
+    alternatives: tuple[str, ...] = ()
+    """The recogniser's other readings of the same audio, best first (see ``TranscriptEvent.alternatives``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"track": self.track, "speaker": self.speaker, "start_ms": self.start_ms,
-                "end_ms": self.end_ms, "text": self.text}
+                "end_ms": self.end_ms, "text": self.text, "alternatives": list(self.alternatives)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +135,7 @@ async def _feed(path: Path, feeds: Sequence[_TrackFeed]) -> None:
 
 
 async def _collect(stream: TranscriptStream) -> list[Segment]:
-    return [Segment(e.track, SPEAKERS[e.track], e.start_ms, e.end_ms, e.text)
+    return [Segment(e.track, SPEAKERS[e.track], e.start_ms, e.end_ms, e.text, e.alternatives)
             async for e in stream if isinstance(e, TranscriptEvent) and e.is_final]
 
 

@@ -23,7 +23,7 @@ from audio.errors import InvalidPcmError, UnsupportedRateError
 from switchboard.transcribe.base import Transcriber, TranscriptEvent, TranscriptStream
 from switchboard.transcribe.errors import RecognitionFailed, StreamClosedError
 from switchboard.transcribe.local import LocalStream, LocalTranscriber
-from switchboard.transcribe.moonshine import RecognizerPool
+from switchboard.transcribe.moonshine import Recognition, RecognizerPool
 from switchboard.transcribe.vad import DetectorPool
 
 RATE = 16_000
@@ -258,7 +258,7 @@ class CountingPool(RecognizerPool):
 
     submitted = 0
 
-    def submit(self, samples: np.ndarray) -> asyncio.Future[str]:
+    def submit(self, samples: np.ndarray) -> asyncio.Future[Recognition]:
         self.submitted += 1
         return super().submit(samples)
 

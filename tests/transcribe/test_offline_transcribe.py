@@ -78,7 +78,8 @@ async def test_stereo_call_gives_both_speakers_in_time_order(tmp_path: Path, poo
     assert document["agent"] == result.segments[1].text
     assert document["segments"][1] == {"track": "outbound", "speaker": "agent",
                                        "start_ms": result.segments[1].start_ms,
-                                       "end_ms": result.segments[1].end_ms, "text": result.segments[1].text}
+                                       "end_ms": result.segments[1].end_ms, "text": result.segments[1].text,
+                                       "alternatives": []}
 
 
 async def test_mono_file_is_the_caller_alone(tmp_path: Path, pool: RecognizerPool) -> None:
