@@ -39,15 +39,15 @@ class LiveExtraction:
         self._hub = hub
         self._policy = policy or IncrementalExtractor()
         self._clock = clock or asyncio.get_running_loop().time
-        self._segments: list[tuple[Speaker, str, int]] = []
+        self._segments: list[tuple[Speaker, str, int, tuple[str, ...]]] = []
         self._wake = asyncio.Event()
         self._closed = False
         self._due = False
         self.published = 0
 
-    def note_final(self, speaker: Speaker, text: str, start_ms: int) -> None:
-        """A final segment arrived; never waits."""
-        self._segments.append((speaker, text, start_ms))
+    def note_final(self, speaker: Speaker, text: str, start_ms: int, alternatives: tuple[str, ...] = ()) -> None:
+        """A final segment arrived (with the recogniser's other readings of it, if any); never waits."""
+        self._segments.append((speaker, text, start_ms, alternatives))
         if not self._closed and self._policy.on_final(speaker, self._clock()):
             self._due = True  # the policy counted the run as started: the loop must run it
         self._wake.set()

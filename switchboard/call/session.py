@@ -247,9 +247,9 @@ class CallSession:
                 # model must not hold up the end of the call
                 self._live_task.cancel()
 
-    def _note_final(self, speaker: Speaker, text: str, start_ms: int) -> None:
+    def _note_final(self, speaker: Speaker, text: str, start_ms: int, alternatives: tuple[str, ...] = ()) -> None:
         if self._live is not None:
-            self._live.note_final(speaker, text, start_ms)
+            self._live.note_final(speaker, text, start_ms, alternatives)
 
     async def _record_start(self) -> None:
         self.deps.metrics.inc("switchboard_calls_started_total")

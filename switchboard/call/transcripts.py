@@ -24,8 +24,8 @@ from switchboard.transcribe.errors import TranscriptionError
 log = logging.getLogger(__name__)
 
 SPEAKERS: Final[dict[str, Speaker]] = {"inbound": "caller", "outbound": "agent"}
-OnFinal = Callable[[Speaker, str, int], None]
-"""``(speaker, text, start_ms)`` of each final, for live extraction."""
+OnFinal = Callable[[Speaker, str, int, tuple[str, ...]], None]
+"""``(speaker, text, start_ms, alternatives)`` of each final, for live extraction."""
 
 
 class TranscriptRelay:
@@ -91,7 +91,7 @@ class TranscriptRelay:
                                  event.confidence))
         speaker = SPEAKERS.get(track)
         if self._on_final is not None and speaker is not None:
-            self._on_final(speaker, event.text, event.start_ms)
+            self._on_final(speaker, event.text, event.start_ms, event.alternatives)
 
     def _switched(self, switch: ProviderSwitched) -> None:
         self.switches.append(switch)

@@ -188,16 +188,21 @@ class MoonshineOrt:
                            max_len=max_len, width=width, pieces=self._pieces, bias=bias)
 
     def transcribe_nbest(self, audio: Float32, width: int, bias: ContextBias | None = None) -> list[str]:
-        """Distinct non-empty texts of the beam's finished hypotheses, best first ([] for audio under
-        ``MIN_SAMPLES``)."""
+        """Distinct non-empty texts of the beam's hypotheses that ended (EOS), best first, at most ``width``
+        ([] for audio under ``MIN_SAMPLES``). A hypothesis that ran out of tokens is a runaway (Moonshine
+        repeats "00:00, 00:00, …" on some noisy audio, and the beam can rank such a loop first): never kept, and
+        when no hypothesis ended the result is greedy search's, as upstream decodes."""
         if audio.size < MIN_SAMPLES:
             return []
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
         texts: list[str] = []
-        for hypothesis in self.search(np.ascontiguousarray(audio, dtype=np.float32), width, bias):
+        for hypothesis in self.search(audio, width, bias):
             text = self.tokenizer.decode(hypothesis.tokens)
-            if text and text not in texts:
+            if hypothesis.tokens[-1] == EOS_TOKEN and text and text not in texts:
                 texts.append(text)
-        return texts
+        if not texts:
+            return [text] if (text := self.transcribe(audio)) else []
+        return texts[:width]
 
     def transcribe(self, audio: Float32) -> str:
         """Text of mono float32 16 kHz ``audio`` in [-1, 1]; under ``MIN_SAMPLES`` (too short for a word and

@@ -27,11 +27,11 @@ CALL = "tts_leak_emergency_leeds"
 NUMBER = "+447700900123"
 
 
-def caller_utterance(index: int, pad_ms: int = 200) -> np.ndarray:
+def caller_utterance(index: int, pad_ms: int = 200, call: str = CALL) -> np.ndarray:
     """One caller utterance of the call, decoded and resampled to 16 kHz float32 as the media path does."""
-    utterance = json.loads((FIXTURES / f"{CALL}.json").read_text())["tracks"]["inbound"]["utterances"][index]
+    utterance = json.loads((FIXTURES / f"{call}.json").read_text())["tracks"]["inbound"]["utterances"][index]
     resampler = StreamResampler(8_000, 16_000)
-    pcm = mulaw.decode(read_tracks(FIXTURES / f"{CALL}.wav")[0])
+    pcm = mulaw.decode(read_tracks(FIXTURES / f"{call}.wav")[0])
     audio = np.concatenate([resampler.push(pcm), resampler.flush()])
     start, end = (utterance["start_ms"] - pad_ms) * 16, (utterance["end_ms"] + pad_ms) * 16
     return audio[start:end].astype(np.float32) / np.float32(32768.0)
@@ -67,6 +67,15 @@ def test_the_business_vocabulary_brings_its_street_names(model: MoonshineOrt) ->
     assert "ashgrove" not in model.transcribe_nbest(clip, 4, ContextBias(DEFAULT_WORDS))[0].lower()
     vocabulary = ContextBias((*DEFAULT_WORDS, "Ashgrove Terrace", "Headingley"))
     assert "ashgrove terrace" in model.transcribe_nbest(clip, 4, vocabulary)[0].lower()
+
+
+def test_a_runaway_beam_falls_back_to_greedy_search(model: MoonshineOrt) -> None:
+    # "Helen Price. The flat is twelve Arran Street, …" over packet loss: every beam hypothesis loops on "00:00, "
+    # until it runs out of tokens, where greedy search ends.
+    clip = caller_utterance(2, call="tts_damp_routine_cardiff_lossy")
+    runaway = model.search(clip, 4, ContextBias(DEFAULT_WORDS))
+    assert all(h.tokens[-1] != 2 for h in runaway)
+    assert model.transcribe_nbest(clip, 4, ContextBias(DEFAULT_WORDS)) == [model.transcribe(clip)]
 
 
 def test_the_engine_gives_the_beams_other_readings(number_clip: np.ndarray) -> None:

@@ -76,6 +76,21 @@ async def test_events_carry_evidence_and_the_caller_id_fallback() -> None:
     assert facts["needs_confirmation"] == ["callback_number", "postcode"]
 
 
+async def test_the_recognisers_other_readings_reach_the_live_extraction() -> None:
+    hub = InMemoryHub()
+    live = LiveExtraction("CA4", OfflineExtractor(), hub, policy=IncrementalExtractor(min_interval_s=0))
+    loop = asyncio.create_task(live.run())
+    try:
+        live.note_final("caller", "Bristol, post-cognacic, sig, say char.", 0,
+                        ("Bristol, postcode, sick, six H R.", "Bristol, postcode B S six, six H R."))
+        await _until(lambda: live.published == 1)
+    finally:
+        live.close()
+        await asyncio.wait_for(loop, 1)
+    facts = [e async for e in _drain(hub, "CA4")][-1]["facts"]
+    assert facts["postcode"] == "BS6 6HR" and facts["needs_confirmation"] == ["postcode"]
+
+
 async def _until(condition: Callable[[], bool], limit_s: float = 10.0) -> None:
     """Poll until ``condition`` holds (generous limit: only a hang reaches it)."""
     deadline = time.monotonic() + limit_s
