@@ -310,10 +310,10 @@ async def place_call(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def transcribe(path: Path, *, as_json: bool) -> int:
-    from switchboard.transcribe.moonshine import RecognizerPool
+    from switchboard.transcribe.moonshine import RecognizerPool, moonshine_factory
     from switchboard.transcribe.offline import transcribe_file
 
-    pool = RecognizerPool(workers=1)
+    pool = RecognizerPool(workers=1, engine_factory=moonshine_factory())  # the server's default decoding
     try:
         result = await transcribe_file(path, pool)
     finally:

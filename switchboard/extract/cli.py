@@ -48,16 +48,18 @@ async def load_transcript(path: Path) -> Transcript:
     if path.suffix.lower() == ".txt":
         return Transcript.from_text(await asyncio.to_thread(path.read_text, encoding="utf-8"))
     await asyncio.to_thread(_check_wav, path)  # fail on a bad file before loading the recogniser
-    from switchboard.transcribe.moonshine import RecognizerPool  # loads the native recogniser: only when needed
+    # loads the native recogniser: only when needed
+    from switchboard.transcribe.moonshine import RecognizerPool, moonshine_factory
     from switchboard.transcribe.offline import transcribe_file
 
-    pool = RecognizerPool(workers=1)
+    pool = RecognizerPool(workers=1, engine_factory=moonshine_factory())  # the server's default decoding
     try:
         result = await transcribe_file(path, pool)
     finally:
         pool.close()
     return Transcript.from_segments(
-        ("caller" if seg.speaker == "caller" else "agent", seg.text, seg.start_ms) for seg in result.segments)
+        ("caller" if seg.speaker == "caller" else "agent", seg.text, seg.start_ms, seg.alternatives)
+        for seg in result.segments)
 
 
 def _check_wav(path: Path) -> None:
