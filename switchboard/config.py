@@ -170,7 +170,7 @@ class Settings:
     transcriber: str = "local"
     stt_workers: int = 1
     stt_beam: int = 4
-    stt_bias: float = 0.5
+    stt_bias: float = 0.3
     live_queue: int = 1000
     log_level: str = "INFO"
     wisprflow_api_key: Secret | None = None
@@ -326,7 +326,7 @@ class Settings:
             transcriber=env.get("SWITCHBOARD_TRANSCRIBER", "local"),
             stt_workers=_int(env, "SWITCHBOARD_STT_WORKERS", 1),
             stt_beam=_int(env, "SWITCHBOARD_STT_BEAM", 4),
-            stt_bias=_float(env, "SWITCHBOARD_STT_BIAS", 0.5),
+            stt_bias=_float(env, "SWITCHBOARD_STT_BIAS", 0.3),
             live_queue=_int(env, "SWITCHBOARD_LIVE_QUEUE", 1000),
             log_level=env.get("SWITCHBOARD_LOG_LEVEL", "INFO").upper(),
             wisprflow_api_key=Secret(wispr_key) if wispr_key else None,

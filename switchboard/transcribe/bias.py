@@ -26,9 +26,9 @@ NUMBER_WORDS: Final = ("double", "treble", "triple", "oh")
 """How people read out digits. Digit words themselves are left out: "four"/"for" and "two"/"to" would be
 pushed the wrong way in ordinary speech."""
 DEFAULT_WORDS: Final = NATO_WORDS + NUMBER_WORDS
-DEFAULT_BONUS: Final = 0.5
-"""Log-probability added per letter of a bias word (a six-letter word: +3.0 nats, about WeNet's per-token
-default at Moonshine's pieces of two to three letters)."""
+DEFAULT_BONUS: Final = 0.3
+"""Log-probability added per letter of a bias word (a six-letter word: +1.8 nats; 0.5 lost more words than it
+won on the espeak fixtures: TTS WER 30.0 % against 29.3 % at 0.3, 28.1 % unbiased)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,7 @@ def test_greedy_loses_the_number_and_the_biased_beam_hears_it(model: MoonshineOr
                                                               number_clip: np.ndarray) -> None:
     greedy = model.transcribe(number_clip)
     assert read_phones(greedy) == []  # "O seven seven, Dud below nine, Dud below one, two, three."
-    texts = model.transcribe_nbest(number_clip, 4, ContextBias(DEFAULT_WORDS))
+    texts = model.transcribe_nbest(number_clip, 4, ContextBias(DEFAULT_WORDS, 0.5))
     assert 2 <= len(texts) <= 4 and len(set(texts)) == len(texts)
     assert "double oh" in texts[0].lower()
     assert [r.value for r in read_phones(texts[0])] == [NUMBER]
@@ -64,8 +64,8 @@ def test_greedy_loses_the_number_and_the_biased_beam_hears_it(model: MoonshineOr
 
 def test_the_business_vocabulary_brings_its_street_names(model: MoonshineOrt) -> None:
     clip = caller_utterance(2)  # "Flat three, twenty seven Ashgrove Terrace, Leeds, postcode L S six, two A B."
-    assert "ashgrove" not in model.transcribe_nbest(clip, 4, ContextBias(DEFAULT_WORDS))[0].lower()
-    vocabulary = ContextBias((*DEFAULT_WORDS, "Ashgrove Terrace", "Headingley"))
+    assert "ashgrove" not in model.transcribe_nbest(clip, 4, ContextBias(DEFAULT_WORDS, 0.5))[0].lower()
+    vocabulary = ContextBias((*DEFAULT_WORDS, "Ashgrove Terrace", "Headingley"), 0.5)
     assert "ashgrove terrace" in model.transcribe_nbest(clip, 4, vocabulary)[0].lower()
 
 
@@ -73,9 +73,9 @@ def test_a_runaway_beam_falls_back_to_greedy_search(model: MoonshineOrt) -> None
     # "Helen Price. The flat is twelve Arran Street, …" over packet loss: every beam hypothesis loops on "00:00, "
     # until it runs out of tokens, where greedy search ends.
     clip = caller_utterance(2, call="tts_damp_routine_cardiff_lossy")
-    runaway = model.search(clip, 4, ContextBias(DEFAULT_WORDS))
+    runaway = model.search(clip, 4, ContextBias(DEFAULT_WORDS, 0.5))
     assert all(h.tokens[-1] != 2 for h in runaway)
-    assert model.transcribe_nbest(clip, 4, ContextBias(DEFAULT_WORDS)) == [model.transcribe(clip)]
+    assert model.transcribe_nbest(clip, 4, ContextBias(DEFAULT_WORDS, 0.5)) == [model.transcribe(clip)]
 
 
 def test_the_engine_gives_the_beams_other_readings(number_clip: np.ndarray) -> None:
