@@ -210,6 +210,8 @@ class Server:
     port: int
     token: str = ""
     signature: str | None = None
+    calls_made: int = 0
+    """Calls started on this server so far: each run's CallSids are new (a reused one records under another key)."""
 
     @property
     def base(self) -> str:
@@ -250,7 +252,9 @@ def generate(args: argparse.Namespace, server: Server, n: int, audio: Path) -> d
     before = httpx.get(server.base + "/metrics", timeout=120).text if metrics else ""
     cmd = [*pin(args.generator_core), sys.executable, str(ROOT / "scripts" / "bench_loadgen.py"),
            "--port", str(server.port), "--server-pid", str(server.proc.pid), "--wav", str(audio),
-           "--calls", str(n), "--token", server.token, "--settle", str(max(1.0, n / 50))]
+           "--calls", str(n), "--token", server.token, "--settle", str(max(1.0, n / 50)),
+           "--first-index", str(server.calls_made)]
+    server.calls_made += n
     if server.signature:
         cmd += ["--signature", server.signature]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
