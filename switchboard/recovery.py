@@ -74,7 +74,10 @@ async def recover_orphaned_calls(store: Store, instance: str, data_dir: Path,
 
 
 async def _finish(store: Store, call: CallRecord, data_dir: Path, post_call: PostCall | None) -> None:
-    key = call.recording_key
+    key, part = call.recording_key, 1
+    streams = await store.call_streams(call.call_sid)
+    if streams:  # the latest stream is the one that was live (an earlier one ended the usual way)
+        key, part = streams[-1].recording_key or key, streams[-1].part
     if key is None and call.started_at is not None:
         key = recording_key(call.call_sid, call.started_at)
     path = data_dir / key if key is not None else None
@@ -89,9 +92,9 @@ async def _finish(store: Store, call: CallRecord, data_dir: Path, post_call: Pos
     await store.end_call(call.call_sid, at=datetime.now(UTC), reason=RECOVERED_REASON,
                          media_ms=samples_to_ms(frames, TWILIO_RATE), recording_key=key,
                          recording_status="local" if key is not None else None, providers=providers,
-                         stats={"recovered": True, "recording_frames": frames})
+                         stats={"recovered": True, "recording_frames": frames}, part=part)
     if post_call is not None:
-        await post_call.handlers.call_ended(call.call_sid, recording_path=path, recording_key=key)
+        await post_call.handlers.call_ended(call.call_sid, recording_path=path, recording_key=key, part=part)
 
 
 __all__ = ["RECOVERED_REASON", "instance_id", "recover_orphaned_calls"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from audio import SAMPLES_PER_MS
 from switchboard.live.events import LiveEvent, WireEvent, as_json
-from switchboard.store.base import CallMode, CallRecord, Segment
+from switchboard.store.base import CallMode, CallRecord, Segment, StreamPlacement
 from switchboard.store.errors import StoreUnavailable
 
 
@@ -38,9 +38,15 @@ class MemoryStore:
             row["status"] = status
 
     async def stream_started(self, call_sid: str, *, stream_sid: str, at: datetime, instance_id: str | None = None,
-                             recording_key: str | None = None) -> None:
+                             recording_key: str | None = None, after_ms: int = 0) -> StreamPlacement:
+        """Parts counted per call; each placed after ``after_ms`` and the ends of the parts before it."""
         row = self._write("stream_started", call_sid)
         row.update(stream_sid=stream_sid, instance_id=instance_id, recording_key=recording_key)
+        parts: list[dict[str, Any]] = row.setdefault("parts", [])
+        end = max((p["offset_ms"] + p.get("media_ms", 0) for p in parts), default=0)
+        parts.append({"stream_sid": stream_sid, "offset_ms": max(end, after_ms)})
+        row.pop("ended_at", None)
+        return StreamPlacement(len(parts), parts[-1]["offset_ms"])
 
     async def get_call(self, call_sid: str) -> CallRecord | None:
         """No webhook ran before these calls: the row has no caller ID (a live extraction offers none)."""
@@ -50,9 +56,12 @@ class MemoryStore:
 
     async def end_call(self, call_sid: str, *, at: datetime, reason: str, media_ms: int, recording_key: str | None,
                        recording_status: str | None, providers: Sequence[str], stats: Mapping[str, Any],
-                       recording_incomplete: bool = False) -> None:
+                       recording_incomplete: bool = False, part: int = 1) -> None:
         row = self._write("end_call", call_sid)
-        if "ended_at" not in row:  # the first end wins, as in PgStore
+        parts = row.get("parts", [])
+        if part <= len(parts):
+            parts[part - 1].setdefault("media_ms", media_ms)
+        if "ended_at" not in row and part >= len(parts):  # the first end of the latest part wins, as in PgStore
             row.update(ended_at=at, end_reason=reason, media_ms=media_ms, providers=list(providers),
                        stats=dict(stats), recording_incomplete=recording_incomplete)
 
@@ -127,7 +136,8 @@ class Recorders:
 class AfterCallLog:
     ended: list[tuple[str, str | None]] = field(default_factory=list)
 
-    async def call_ended(self, call_sid: str, *, recording_path: Path | None, recording_key: str | None) -> None:
+    async def call_ended(self, call_sid: str, *, recording_path: Path | None, recording_key: str | None,
+                         part: int = 1) -> None:
         self.ended.append((call_sid, recording_key))
 
 

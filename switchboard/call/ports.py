@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from switchboard.live import LivePublisher
-from switchboard.store.base import CallMode, CallRecord, Segment
+from switchboard.store.base import CallMode, CallRecord, Segment, StreamPlacement
 
 if TYPE_CHECKING:
     from switchboard.jobs.end_spool import CallEnd
@@ -34,13 +34,13 @@ class CallStore(Protocol):
                           at: datetime) -> None: ...
 
     async def stream_started(self, call_sid: str, *, stream_sid: str, at: datetime, instance_id: str | None = None,
-                             recording_key: str | None = None) -> None: ...
+                             recording_key: str | None = None, after_ms: int = 0) -> StreamPlacement: ...
 
     async def get_call(self, call_sid: str) -> CallRecord | None: ...
 
     async def end_call(self, call_sid: str, *, at: datetime, reason: str, media_ms: int, recording_key: str | None,
                        recording_status: str | None, providers: Sequence[str], stats: Mapping[str, Any],
-                       recording_incomplete: bool = False) -> None: ...
+                       recording_incomplete: bool = False, part: int = 1) -> None: ...
 
     async def record_usage(self, call_sid: str, *, usage: Mapping[str, Any],
                            turn_latencies_ms: Sequence[int]) -> None: ...
@@ -57,7 +57,8 @@ class SegmentSink(Protocol):
 
 
 class AfterCall(Protocol):
-    async def call_ended(self, call_sid: str, *, recording_path: Path | None, recording_key: str | None) -> None: ...
+    async def call_ended(self, call_sid: str, *, recording_path: Path | None, recording_key: str | None,
+                         part: int = 1) -> None: ...
 
 
 class EndSpool(Protocol):

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from audio import STT_RATE
+from audio import SAMPLES_PER_MS, STT_RATE
 from switchboard.archive.base import recording_key
 from switchboard.call.pipeline import TrackPipeline
 from switchboard.call.ports import AfterCall, CallStore, EndSpool, LivePublisher, Recorder, RecorderFactory, SegmentSink
@@ -37,7 +37,7 @@ from switchboard.jobs.handlers import caller_id_of
 from switchboard.live.events import CallEnded, CallStarted, LiveEvent, TranscriptUpdate
 from switchboard.live_extraction import LiveExtraction
 from switchboard.metrics import Metrics
-from switchboard.store.base import Segment
+from switchboard.store.base import Segment, StreamPlacement
 from switchboard.store.errors import StoreError
 from switchboard.transcribe.base import Transcriber, TranscriptEvent, TranscriptStream
 from switchboard.transcribe.null import NullStream
@@ -84,9 +84,14 @@ class CallSession:
     """One live call. Use as ``async with CallSession(start, deps) as session:``."""
 
     def __init__(self, start: Start, deps: SessionDeps, *,
-                 parser_stats: Callable[[], Mapping[str, object]] = dict) -> None:
-        """``parser_stats`` is read once, at the end: the media-stream parser's counters (skipped messages, gaps)."""
+                 parser_stats: Callable[[], Mapping[str, object]] = dict,
+                 local: StreamPlacement | None = None) -> None:
+        """``parser_stats`` is read once, at the end: the media-stream parser's counters (skipped messages, gaps).
+        ``local``: where this instance would place the stream in its call (earlier streams it holds or held); the
+        store's placement, which also knows other instances' streams, wins unless the database is down."""
         self.start, self.deps = start, deps
+        self.placement = local or StreamPlacement()
+        self._media_end_ms = 0
         self.started_at = deps.clock()
         self.end_reason = "stop"
         self.recording_key = recording_key(start.call_sid, self.started_at)
@@ -120,6 +125,7 @@ class CallSession:
             self.deps.data_dir, lambda part: recording_key(self.call_sid, self.started_at, part), self.deps.recorder)
         self._recorder = recorder
         try:
+            await self._place()
             streams = []
             if self.agent is not None:
                 # The greeting goes out while the caller's recogniser opens (which can take hundreds of ms): the
@@ -165,6 +171,7 @@ class CallSession:
     def on_media(self, media: Media) -> None:
         pipeline = self._tracks.get(media.track)
         if pipeline is not None and not self._stopped:
+            self._media_end_ms = max(self._media_end_ms, media.timestamp_ms + len(media.payload) // SAMPLES_PER_MS)
             pipeline.push(media.chunk, media.timestamp_ms, media.payload)
             for other in self._tracks.values():  # a silent track's holes are filled as time moves on, not at once
                 if other is not pipeline:
@@ -188,7 +195,10 @@ class CallSession:
     def agent_said(self, text: str, start_ms: int, end_ms: int) -> None:
         self._agent_seq += 1
         self.providers.add("tts")
-        self.deps.writer.add(Segment(self.call_sid, "outbound", self._agent_seq, start_ms, end_ms, text, "tts", None))
+        at, part = self.placement.offset_ms, self.placement.part
+        start_ms, end_ms = start_ms + at, end_ms + at
+        self.deps.writer.add(Segment(self.call_sid, "outbound", self._agent_seq, start_ms, end_ms, text, "tts", None,
+                                     part))
         self.deps.hub.publish(self.call_sid, TranscriptUpdate("outbound", "agent", text, True, start_ms, end_ms,
                                                               "tts", None))
         self._note_final("agent", text, start_ms)
@@ -251,17 +261,36 @@ class CallSession:
         if self._live is not None:
             self._live.note_final(speaker, text, start_ms, alternatives)
 
-    async def _record_start(self) -> None:
-        self.deps.metrics.inc("switchboard_calls_started_total")
-        start, at = self.start, self.started_at
-        self.deps.hub.publish(self.call_sid, CallStarted(start.stream_sid, tuple(start.tracks), at.isoformat()))
-        store = self.deps.store
+    async def _place(self) -> None:
+        """Store the stream's start and learn its place in the call (before any segment: they carry it)."""
+        start, at, store = self.start, self.started_at, self.deps.store
         await self._stored("record stream start", store.create_call(
             self.call_sid, account_sid=start.account_sid, from_number=None, to_number=None, direction=None,
             mode=None, status="in-progress", at=at))
-        await self._stored("record stream start", store.stream_started(
-            self.call_sid, stream_sid=start.stream_sid, at=at, instance_id=self.deps.instance_id,
-            recording_key=self.recording_key))
+        try:
+            self.placement = await store.stream_started(
+                self.call_sid, stream_sid=start.stream_sid, at=at, instance_id=self.deps.instance_id,
+                recording_key=self.recording_key, after_ms=self.placement.offset_ms)
+        except StoreError as exc:
+            log.error("call %s: could not record stream start (placed by this instance: %s): %s", self.call_sid,
+                      self.placement, exc)
+        self._relay.part, self._relay.offset_ms = self.placement.part, self.placement.offset_ms
+
+    @property
+    def media_stopped(self) -> bool:
+        """No more media will come (the stream stopped): another stream of the call may start."""
+        return self._stopped
+
+    @property
+    def timeline_end_ms(self) -> int:
+        """The newest media of this stream on the call's timeline: where a next stream of the call may start."""
+        return self.placement.offset_ms + self._media_end_ms
+
+    async def _record_start(self) -> None:
+        self.deps.metrics.inc("switchboard_calls_started_total")
+        start, at = self.start, self.started_at
+        self.deps.hub.publish(self.call_sid, CallStarted(start.stream_sid, tuple(start.tracks), at.isoformat(),
+                                                         self.placement.part, self.placement.offset_ms))
 
     async def _record_end(self) -> None:
         assert self._recorder is not None
@@ -278,23 +307,25 @@ class CallSession:
         ok = await self._stored("record the end of the call", store.create_call(
             self.call_sid, account_sid=self.start.account_sid, from_number=None, to_number=None, direction=None,
             mode=None, status=None, at=self.started_at))
+        part = self.placement.part
         ok = await self._stored("record the end of the call", store.end_call(
             self.call_sid, at=ended, reason=self.end_reason, media_ms=media_ms, recording_key=self.recording_key,
             recording_status="local", providers=sorted(self.providers), stats=stats,
-            recording_incomplete=self._recorder.incomplete)) and ok
+            recording_incomplete=self._recorder.incomplete, part=part)) and ok
         if self.agent is not None:
             ok = await self._record_agent(self.agent) and ok
-        self.deps.hub.publish(self.call_sid, CallEnded(self.end_reason, media_ms, ended.isoformat(),
-                                                       self.recording_key))
+        self.deps.hub.publish(self.call_sid, CallEnded(self.end_reason, self.placement.offset_ms + media_ms,
+                                                       ended.isoformat(), self.recording_key, self.start.stream_sid,
+                                                       part))
         if self.deps.after_call is not None:
             ok = await self._stored("record its post-call jobs", self.deps.after_call.call_ended(
                 self.call_sid, recording_path=self.deps.data_dir / self.recording_key,
-                recording_key=self.recording_key)) and ok
+                recording_key=self.recording_key, part=part)) and ok
         if not ok and self.deps.end_spool is not None:  # the database missed the end: keep it on disk until it is back
             await self.deps.end_spool.put(CallEnd(
                 self.call_sid, self.start.account_sid, self.started_at, ended, self.end_reason, media_ms,
                 self.recording_key, str(self.deps.data_dir / self.recording_key), sorted(self.providers), stats,
-                self._recorder.incomplete))
+                self._recorder.incomplete, part))
 
     async def _record_agent(self, agent: AgentCall) -> bool:
         """The agent's usage (STT: seconds of caller speech each provider recognised) and turn latencies, stored

@@ -42,7 +42,12 @@ class TranscriptRelay:
         self._waiting: dict[str, asyncio.Timeout] = {}
         self._stopped = False
         self.listener: Callable[[TranscriptEvent], None] | None = None
-        """Sees every transcript (partials too) as it is relayed: the agent listens to the caller here."""
+        """Sees every transcript (partials too) as it is relayed, in the stream's media time: the agent listens to
+        the caller here."""
+        self.part = 1
+        """Which stream of the call this is: its segments are keyed by it (their ``seq`` restarts per stream)."""
+        self.offset_ms = 0
+        """Added to the stream's media times for what is stored and published: the call's one timeline."""
 
     def stop(self) -> None:
         """The call has stopped: from now on each result must come within ``drain_stall_s``."""
@@ -82,23 +87,26 @@ class TranscriptRelay:
         if self.listener is not None:
             self.listener(event)
         self.providers.add(event.provider)
+        at = self.offset_ms
         self._hub.publish(self.call_sid, TranscriptUpdate(
-            event.track, SPEAKERS.get(event.track, event.track), event.text, event.is_final, event.start_ms,
-            event.end_ms, event.provider, event.confidence))
+            event.track, SPEAKERS.get(event.track, event.track), event.text, event.is_final, event.start_ms + at,
+            event.end_ms + at, event.provider, event.confidence))
 
     def _final(self, track: str, seq: int, event: TranscriptEvent) -> None:
-        self._writer.add(Segment(self.call_sid, track, seq, event.start_ms, event.end_ms, event.text, event.provider,
-                                 event.confidence))
+        at = self.offset_ms
+        self._writer.add(Segment(self.call_sid, track, seq, event.start_ms + at, event.end_ms + at, event.text,
+                                 event.provider, event.confidence, self.part))
         speaker = SPEAKERS.get(track)
         if self._on_final is not None and speaker is not None:
-            self._on_final(speaker, event.text, event.start_ms, event.alternatives)
+            self._on_final(speaker, event.text, event.start_ms + at, event.alternatives)
 
     def _switched(self, switch: ProviderSwitched) -> None:
         self.switches.append(switch)
         labels = {"from": switch.from_provider, "to": switch.to_provider, "reason": switch.reason.value}
         self._metrics.inc("switchboard_provider_switches_total", labels=labels)
         self._hub.publish(self.call_sid, ProviderSwitchUpdate(
-            switch.track, switch.from_provider, switch.to_provider, switch.reason.value, switch.media_ms))
+            switch.track, switch.from_provider, switch.to_provider, switch.reason.value,
+            switch.media_ms + self.offset_ms))
 
     def _failed(self, track: str, error: str) -> None:
         log.error("call %s track %s: %s", self.call_sid, track, error)

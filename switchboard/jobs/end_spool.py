@@ -47,6 +47,8 @@ class CallEnd:
     providers: list[str]
     stats: dict[str, Any]
     recording_incomplete: bool = False
+    part: int = 1
+    """Which stream of the call ended (files spooled before streams had parts read as 1)."""
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self), option=orjson.OPT_NON_STR_KEYS)
@@ -65,10 +67,10 @@ async def apply_call_end(store: Store, handlers: PostCallHandlers | None, end: C
                             direction=None, mode=None, status=None, at=end.started_at)
     await store.end_call(end.call_sid, at=end.ended_at, reason=end.reason, media_ms=end.media_ms,
                          recording_key=end.recording_key, recording_status="local", providers=end.providers,
-                         stats=end.stats, recording_incomplete=end.recording_incomplete)
+                         stats=end.stats, recording_incomplete=end.recording_incomplete, part=end.part)
     if handlers is not None:
         path = Path(end.recording_path) if end.recording_path is not None else None
-        await handlers.call_ended(end.call_sid, recording_path=path, recording_key=end.recording_key)
+        await handlers.call_ended(end.call_sid, recording_path=path, recording_key=end.recording_key, part=end.part)
 
 
 @dataclass

@@ -87,10 +87,13 @@ class PostCallHandlers:
             found["archive"] = self.archive
         return found
 
-    async def call_ended(self, call_sid: str, *, recording_path: Path | None, recording_key: str | None) -> None:
-        """Record the call's post-call work in one transaction (the session calls this once the call row is marked
-        ended). Calling it again for the same call adds nothing."""
-        specs = [JobSpec("extract", {"call_sid": call_sid}, call_sid, f"extract:{call_sid}")]
+    async def call_ended(self, call_sid: str, *, recording_path: Path | None, recording_key: str | None,
+                         part: int = 1) -> None:
+        """Record the post-call work of the call's stream ``part`` in one transaction (the session calls this once
+        the call row is marked ended). Calling it again for the same stream adds nothing; a later stream of the
+        call (a transfer's, a hand-over's) extracts again over the whole transcript."""
+        extract = {"call_sid": call_sid, "part": part}
+        specs = [JobSpec("extract", extract, call_sid, _per_part("extract", call_sid, part))]
         if self.spool is not None and recording_path is not None and recording_key is not None:
             payload = {"call_sid": call_sid, "recording_path": str(recording_path), "recording_key": recording_key}
             # one per recording: a second stream of the call records under another key and is archived too
@@ -98,10 +101,12 @@ class PostCallHandlers:
         await self.queue.enqueue_many(specs)
 
     async def extract(self, job: Job) -> Mapping[str, Any]:
-        """Final extraction over the stored transcript, stored once; then the lead and, for emergencies, the SMS."""
+        """Final extraction over the stored transcript (every stream's so far), stored once per stream; then the
+        lead and, for emergencies, the SMS (once per call)."""
         call_sid = _field(job, "call_sid")
+        part = _part(job)
         final = await self.store.latest_extraction(call_sid, final_only=True)
-        if final is None:  # else a re-run: the stored one stands, no second (paid) model call
+        if final is None or final.part < part:  # else a re-run: the stored one stands, no second (paid) model call
             segments = await self.store.get_segments(call_sid)
             caller_id = caller_id_of(await self.store.get_call(call_sid))
             transcript = Transcript.from_segments(((SPEAKERS[s.track], s.text, s.start_ms) for s in segments),
@@ -109,10 +114,10 @@ class PostCallHandlers:
             if transcript.turns:
                 result = await self.extractor.extract(transcript)
                 await self.store.add_extraction(call_sid, result.facts.model_dump(), result.source, result.model,
-                                                result.fallback_reason, final=True)  # fmt: skip
+                                                result.fallback_reason, final=True, part=part)  # fmt: skip
                 final = await self.store.latest_extraction(call_sid, final_only=True)
         emergency = final is not None and final.data.get("urgency") == "emergency"
-        follow_ups = [JobSpec("lead", {"call_sid": call_sid}, call_sid, f"lead:{call_sid}")]
+        follow_ups = [JobSpec("lead", {"call_sid": call_sid}, call_sid, _per_part("lead", call_sid, part))]
         if emergency and self.alerts is not None:
             sms = {"call_sid": call_sid, "to": self.alerts.oncall_number}
             follow_ups.append(JobSpec("sms", sms, call_sid, f"sms:{call_sid}"))
@@ -171,6 +176,18 @@ class PostCallHandlers:
         await self.spool.aenqueue(key, recording, WAV_CONTENT_TYPE, metadata={"call_sid": call_sid})
         await self.spool.aenqueue(transcript_key(key), transcript, JSON_CONTENT_TYPE, metadata={"call_sid": call_sid})
         return {"recording_key": key, "transcript_key": transcript_key(key), "segments": len(segments)}
+
+
+def _per_part(kind: str, call_sid: str, part: int) -> str:
+    """A job's dedupe key per stream of the call (the first stream's is the key calls had before they had parts)."""
+    return f"{kind}:{call_sid}" if part == 1 else f"{kind}:{call_sid}:{part}"
+
+
+def _part(job: Job) -> int:
+    value = job.payload.get("part", 1)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise PermanentJobError(f"job {job.id} ({job.kind}): 'part' must be a positive integer, got {value!r}")
+    return value
 
 
 def _field(job: Job, name: str) -> str:

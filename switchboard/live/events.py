@@ -24,6 +24,10 @@ class CallStarted:
     tracks: tuple[str, ...]
     started_at: str
     """ISO 8601, UTC."""
+    part: int = 1
+    """Which of the call's streams (a transfer or a hand-over starts another); media times are on the call's one
+    timeline, this stream's ``offset_ms`` added."""
+    offset_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +81,17 @@ class CallStatus:
 
 @dataclass(frozen=True, slots=True)
 class CallEnded:
-    """The call's media is over and its transcript is complete in the store."""
+    """A stream of the call is over and its transcript is complete in the store (another stream may follow: a
+    transfer's, an operator's missed ``<Dial>`` handing over to the agent)."""
 
     type: ClassVar[str] = "call.ended"
     reason: str
     media_ms: int
+    """The call's timeline so far (this stream's offset + its length)."""
     ended_at: str
     recording_key: str
+    stream_sid: str = ""
+    part: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from switchboard.twilio.signature import sign_websocket
 class DialogResult:
     name: str
     call_sid: str
+    stream_sid: str = field(default_factory=lambda: new_sid("MZ"))
     greeting_ms: float | None = None
     voice_to_voice_ms: list[float] = field(default_factory=list)
     barge_in_ms: list[float] = field(default_factory=list)
@@ -110,6 +111,7 @@ class _Collect:
 
     def __init__(self, result: DialogResult) -> None:
         self.events = result.events
+        self.stream_sid = result.stream_sid
         self.live_finals: dict[str, list[str]] = {}
         self.ended: dict[str, Any] | None = None
 
@@ -128,7 +130,7 @@ async def _talk(target: Target, stream_url: str, params: dict[str, str], dialog:
             await ws.send(orjson.dumps({"event": event, "sequenceNumber": str(seq), "streamSid": stream_sid,
                                         **body}).decode())
 
-        stream_sid = new_sid("MZ")
+        stream_sid = result.stream_sid
         await ws.send(orjson.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}).decode())
         await send("start", {"start": {
             "accountSid": target.account_sid, "streamSid": stream_sid, "callSid": result.call_sid,

@@ -147,8 +147,8 @@ async def _listen(live: ClientConnection, result: CallResult, on_event: OnEvent 
             on_event(result, event)
         if event.get("type") == "transcript" and event.get("is_final"):
             result.live_finals.setdefault(event["track"], []).append(event["text"])
-        elif event.get("type") == "call.ended":
-            result.ended = event
+        elif event.get("type") == "call.ended" and event.get("stream_sid") in (None, "", result.stream_sid):
+            result.ended = event  # this stream's end (a call's earlier streams end too: a transfer, a replay)
             return
 
 

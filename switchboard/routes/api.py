@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 
+from audio import SAMPLES_PER_MS
+from audio.errors import AudioError
+from audio.join import join
 from switchboard.call.transcripts import SPEAKERS
 from switchboard.redact import public_error
 from switchboard.routes.call_filters import BadFilter, parse_filter
 from switchboard.services import Services
-from switchboard.store.base import CallListing, CallRecord, Segment
+from switchboard.store.base import CallListing, CallRecord, Segment, StreamRecord
 from switchboard.store.errors import StoreError
 from switchboard.twilio_ids import is_call_sid
 from switchboard.web.auth import Caller, identify, may_change
@@ -58,7 +62,7 @@ def listing_json(listing: CallListing) -> dict[str, Any]:
 def segment_json(seg: Segment) -> dict[str, Any]:
     return {"track": seg.track, "speaker": SPEAKERS.get(seg.track, seg.track), "seq": seg.seq,
             "start_ms": seg.start_ms, "end_ms": seg.end_ms, "text": seg.text, "provider": seg.provider,
-            "confidence": seg.confidence}
+            "confidence": seg.confidence, "part": seg.part}
 
 
 INT64_MAX = 2**63 - 1
@@ -143,6 +147,7 @@ async def get_call(request: Request) -> Response:
     body["live"] = live is not None
     if live is not None:
         body["live_stats"] = live.live_stats()
+    body["recordings"] = [_plain(stream) for stream in await services.store.call_streams(sid)]
     body["transcript"] = [segment_json(s) for s in await services.store.get_segments(sid)]
     extraction = await services.store.latest_extraction(sid)
     body["extraction"] = _plain(extraction)
@@ -181,17 +186,61 @@ async def mark_lead_handled(request: Request) -> Response:
 
 
 async def get_recording(request: Request) -> Response:
+    """The call's recording: one file, or its streams' files joined on the call's timeline (``?part=N``: one
+    stream's own file)."""
     services: Services = request.state.services
     call = await _find_call(request)
     if isinstance(call, Response):
         return call
     sid = call.call_sid
-    if not call.recording_key:
-        return _json({"error": "no recording for this call"}, 404)
-    path = (services.settings.data_dir / call.recording_key).resolve()
-    if not path.is_relative_to(services.settings.data_dir.resolve()) or not path.is_file():
-        return _json({"error": "recording not available on this instance"}, 404)
-    return FileResponse(path, media_type="audio/wav", filename=f"{sid}.wav")
+    streams = [s for s in await services.store.call_streams(sid) if s.recording_key]
+    wanted = request.query_params.get("part")
+    if wanted is not None:
+        if not _plain_int(wanted):
+            return _json({"error": "part must be a positive integer"}, 400)
+        streams = [s for s in streams if s.part == int(wanted)]
+        if not streams:
+            return _json({"error": f"no recording of part {wanted[:20]}"}, 404)
+    elif len(streams) < 2:
+        streams = []
+    if not streams:
+        key = call.recording_key if wanted is None else None
+        path = _recording_path(services, key)
+        if path is None:
+            return _json({"error": "no recording for this call" if not key else "recording not available on this "
+                          "instance"}, 404)
+        return FileResponse(path, media_type="audio/wav", filename=f"{sid}.wav")
+    if len(streams) == 1:
+        path = _recording_path(services, streams[0].recording_key)
+        if path is None:
+            return _json({"error": "recording not available on this instance"}, 404)
+        return FileResponse(path, media_type="audio/wav", filename=f"{sid}-{streams[0].part}.wav")
+    return await _joined(services, sid, streams)
+
+
+async def _joined(services: Services, sid: str, streams: list[StreamRecord]) -> Response:
+    """Every stream's recording on the call's timeline, streamed as one WAV (nothing written)."""
+    parts = []
+    for stream in streams:
+        path = _recording_path(services, stream.recording_key)
+        if path is None:
+            return _json({"error": f"recording of part {stream.part} not available on this instance"}, 404)
+        parts.append((path, stream.offset_ms * SAMPLES_PER_MS))
+    try:
+        joined = await asyncio.to_thread(join, parts)
+    except (OSError, AudioError) as exc:
+        return _json({"error": f"the recordings cannot be joined: {public_error(str(exc))}"}, 500)
+    headers = {"content-length": str(joined.n_bytes), "content-disposition": f'attachment; filename="{sid}.wav"'}
+    return StreamingResponse(joined.chunks(), media_type="audio/wav", headers=headers)
+
+
+def _recording_path(services: Services, key: str | None) -> Path | None:
+    """The recording's file under the data dir, or None (no key, outside the data dir, not on this instance)."""
+    if not key:
+        return None
+    root = services.settings.data_dir.resolve()
+    path = (services.settings.data_dir / key).resolve()
+    return path if path.is_relative_to(root) and path.is_file() else None
 
 
 async def healthz(request: Request) -> Response:

@@ -44,7 +44,8 @@ async def media_stream(ws: WebSocket) -> None:
         start = await _handshake(ws, services, parser)
         if start is None:  # the peer left before its start
             return
-        session = CallSession(start, services.session_deps(), parser_stats=lambda: parser.stats().as_dict())
+        session = CallSession(start, services.session_deps(), parser_stats=lambda: parser.stats().as_dict(),
+                              local=services.registry.next_stream(start.call_sid))
         if is_agent_stream(start) and services.agent is not None:
             session.agent = await seat_agent(
                 services.agent, session, start, parser, lambda text: _send(ws, text),

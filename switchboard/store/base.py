@@ -57,7 +57,7 @@ class CallRecord:
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    """A final transcript segment; ``(call_sid, track, seq)`` identifies it, so re-inserting is harmless."""
+    """A final transcript segment; ``(call_sid, part, track, seq)`` identifies it, so re-inserting is harmless."""
 
     call_sid: str
     track: str
@@ -67,6 +67,9 @@ class Segment:
     text: str
     provider: str
     confidence: float | None = None
+    part: int = 1
+    """Which of the call's media streams said it (1, 2, …): ``seq`` restarts per stream, ``start_ms`` does not (it
+    is on the call's timeline, the stream's offset added)."""
 
     def __post_init__(self) -> None:
         # Rejected here, on the producer's stack, rather than failing a whole batch in the writer later.
@@ -88,6 +91,31 @@ class ExtractionRecord:
     model: str | None
     fallback_reason: str | None
     created_at: datetime
+    part: int = 1
+    """A final extraction is made after each stream of the call ends, over the whole transcript so far."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPlacement:
+    """Where a media stream sits in its call: its ``part`` (1 for the first) and the call-timeline ms of its media
+    time 0 (past the end of every earlier stream, so one timeline holds the whole call)."""
+
+    part: int = 1
+    offset_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    """One media stream of a call (``call_streams``): its place on the call's timeline and its recording."""
+
+    part: int
+    stream_sid: str
+    offset_ms: int
+    started_at: datetime
+    ended_at: datetime | None
+    media_ms: int | None
+    recording_key: str | None
+    end_reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,9 +227,16 @@ class Store(Protocol):
         ...
 
     async def stream_started(self, call_sid: str, *, stream_sid: str, at: datetime, instance_id: str | None = None,
-                             recording_key: str | None = None) -> None:
-        """Record the media stream's start (first start and recording key win; the latest instance holds the
-        media); creates the row if missing."""
+                             recording_key: str | None = None, after_ms: int = 0) -> StreamPlacement:
+        """Record a media stream's start and place it in the call: the next part, at an offset past every earlier
+        stream's end (ended ones by their length, live ones by the wall time since they started), the wall time
+        since the call's first stream started, and ``after_ms`` (what this instance knows). The same stream again
+        gets its first placement. The call is live again until this stream ends. First start and recording key
+        win on the call row; the latest instance holds the media; creates the row if missing."""
+        ...
+
+    async def call_streams(self, call_sid: str) -> list[StreamRecord]:
+        """The call's media streams, in order."""
         ...
 
     async def orphaned_calls(self, instance_id: str) -> list[CallRecord]:
@@ -224,8 +259,10 @@ class Store(Protocol):
         providers: Sequence[str],
         stats: Mapping[str, Any],
         recording_incomplete: bool = False,
+        part: int = 1,
     ) -> None:
-        """Mark the call ended; idempotent, the first end wins for ``ended_at`` and ``end_reason``."""
+        """Mark stream ``part`` ended (``media_ms`` is its own length) and the call with it unless a later stream
+        has started; idempotent, the first end wins for ``ended_at`` and ``end_reason``."""
         ...
 
     async def consume_stream_token(self, nonce: str, call_sid: str, expires_at: datetime) -> bool:
@@ -260,11 +297,12 @@ class Store(Protocol):
         fallback_reason: str | None,
         *,
         final: bool = False,
+        part: int = 1,
     ) -> int:
         """Store the next version for the call and return it (atomic: concurrent adds get distinct versions).
 
-        With ``final`` the post-call extraction is stored at most once: a second final add returns the version
-        already stored, so a retried job does not grow the history."""
+        With ``final`` the post-call extraction after stream ``part`` is stored at most once: a second final add
+        for that part returns the version already stored, so a retried job does not grow the history."""
         ...
 
     async def latest_extraction(self, call_sid: str, *, final_only: bool = False) -> ExtractionRecord | None:

@@ -25,6 +25,8 @@ from .base import (
     LeadFields,
     LeadRecord,
     Segment,
+    StreamPlacement,
+    StreamRecord,
     status_applies,
 )
 from .call_query import CallFilter, search_sql
@@ -78,6 +80,33 @@ _ORPHANED_CALLS: Final = f"""
 SELECT {_CALL_COLUMNS} FROM calls WHERE instance_id = $1 AND ended_at IS NULL AND started_at IS NOT NULL
 ORDER BY id
 """
+# A stream's place: serialised per call by the row lock; an earlier stream still live is placed by the wall time
+# since it started (its media time runs at the wall clock's pace in a real call).
+_PLACE_STREAM: Final = """
+SELECT coalesce(max(part), 0) AS last,
+       greatest(0,
+                max(offset_ms + coalesce(media_ms, (extract(epoch FROM $2::timestamptz - started_at) * 1000)::bigint)),
+                (extract(epoch FROM $2::timestamptz - min(started_at)) * 1000)::bigint) AS end_ms
+FROM call_streams WHERE call_sid = $1
+"""
+_STREAM_PLACED: Final = "SELECT part, offset_ms FROM call_streams WHERE call_sid = $1 AND stream_sid = $2"
+_INSERT_STREAM: Final = """
+INSERT INTO call_streams (call_sid, part, stream_sid, offset_ms, started_at, recording_key)
+VALUES ($1, $2, $3, $4, $5, $6)
+"""
+_REOPEN_CALL: Final = "UPDATE calls SET ended_at = NULL, end_reason = NULL WHERE call_sid = $1"
+_END_STREAM: Final = """
+UPDATE call_streams SET ended_at = coalesce(ended_at, $3), end_reason = coalesce(end_reason, $4),
+    media_ms = greatest(media_ms, $5), recording_key = coalesce($6, recording_key)
+WHERE call_sid = $1 AND part = $2
+RETURNING offset_ms
+"""
+_LATER_STREAM: Final = "SELECT EXISTS (SELECT 1 FROM call_streams WHERE call_sid = $1 AND part > $2)"
+_CALL_STREAMS: Final = """
+SELECT part, stream_sid, offset_ms, started_at, ended_at, media_ms, recording_key, end_reason
+FROM call_streams WHERE call_sid = $1 ORDER BY part
+"""
+# $10: no later stream of the call has started (this end is the call's end); $4 is on the call's timeline.
 _END_CALL: Final = """
 INSERT INTO calls AS c
     (call_sid, created_at, ended_at, end_reason, media_ms, recording_key, recording_status, providers, stats,
@@ -85,10 +114,10 @@ INSERT INTO calls AS c
 VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (call_sid) DO UPDATE SET
     recording_incomplete = c.recording_incomplete OR excluded.recording_incomplete,
-    ended_at = coalesce(c.ended_at, excluded.ended_at),
-    end_reason = coalesce(c.end_reason, excluded.end_reason),
+    ended_at = CASE WHEN $10 THEN coalesce(c.ended_at, excluded.ended_at) ELSE c.ended_at END,
+    end_reason = CASE WHEN $10 THEN coalesce(c.end_reason, excluded.end_reason) ELSE c.end_reason END,
     media_ms = greatest(c.media_ms, excluded.media_ms),
-    recording_key = coalesce(excluded.recording_key, c.recording_key),
+    recording_key = CASE WHEN $10 THEN coalesce(excluded.recording_key, c.recording_key) ELSE c.recording_key END,
     recording_status = coalesce(excluded.recording_status, c.recording_status),
     providers = ARRAY(
         SELECT p FROM unnest(c.providers || excluded.providers) WITH ORDINALITY AS t (p, i)
@@ -97,17 +126,18 @@ ON CONFLICT (call_sid) DO UPDATE SET
     stats = excluded.stats || coalesce(c.stats, '{}'::jsonb)
 """
 _ADD_SEGMENTS: Final = """
-INSERT INTO transcript_segments (call_sid, track, seq, start_ms, end_ms, text, provider, confidence)
-SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::text[], $7::text[], $8::real[])
-ON CONFLICT (call_sid, track, seq) DO NOTHING
+INSERT INTO transcript_segments (call_sid, track, seq, start_ms, end_ms, text, provider, confidence, part)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::text[], $7::text[], $8::real[],
+                     $9::int[])
+ON CONFLICT (call_sid, part, track, seq) DO NOTHING
 """
 _GET_CALL: Final = f"SELECT {_CALL_COLUMNS} FROM calls WHERE call_sid = $1"
 _LIST_CALLS: Final = (
     f"SELECT {_CALL_COLUMNS} FROM calls WHERE ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $1"
 )
 _GET_SEGMENTS: Final = """
-SELECT call_sid, track, seq, start_ms, end_ms, text, provider, confidence
-FROM transcript_segments WHERE call_sid = $1 ORDER BY start_ms, track, seq
+SELECT call_sid, track, seq, start_ms, end_ms, text, provider, confidence, part
+FROM transcript_segments WHERE call_sid = $1 ORDER BY start_ms, track, part, seq
 """
 
 _CONSUME_TOKEN: Final = """
@@ -120,13 +150,13 @@ _RECORD_USAGE: Final = "UPDATE calls SET usage = $2, turn_latencies_ms = $3 WHER
 _TOUCH_CALL: Final = "INSERT INTO calls (call_sid) VALUES ($1) ON CONFLICT (call_sid) DO NOTHING"
 # Serialises version numbering (and lead linking) per call without blocking segment inserts (FK key-share locks).
 _LOCK_CALL: Final = "SELECT 1 FROM calls WHERE call_sid = $1 FOR NO KEY UPDATE"
-_FINAL_VERSION: Final = "SELECT version FROM extractions WHERE call_sid = $1 AND final"
+_FINAL_VERSION: Final = "SELECT version FROM extractions WHERE call_sid = $1 AND final AND part = $2"
 _ADD_EXTRACTION: Final = """
-INSERT INTO extractions (call_sid, version, final, data, source, model, fallback_reason)
-SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, $5, $6 FROM extractions WHERE call_sid = $1
+INSERT INTO extractions (call_sid, version, final, data, source, model, fallback_reason, part)
+SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, $5, $6, $7 FROM extractions WHERE call_sid = $1
 RETURNING version
 """
-_EXTRACTION_COLUMNS: Final = "id, call_sid, version, final, data, source, model, fallback_reason, created_at"
+_EXTRACTION_COLUMNS: Final = "id, call_sid, version, final, data, source, model, fallback_reason, created_at, part"
 _LATEST_EXTRACTION: Final = f"""
 SELECT {_EXTRACTION_COLUMNS} FROM extractions WHERE call_sid = $1 AND (final OR NOT $2)
 ORDER BY final DESC, version DESC LIMIT 1
@@ -298,9 +328,26 @@ class PgStore:
         return applied
 
     async def stream_started(self, call_sid: str, *, stream_sid: str, at: datetime, instance_id: str | None = None,
-                             recording_key: str | None = None) -> None:
+                             recording_key: str | None = None, after_ms: int = 0) -> StreamPlacement:
         with _translated("stream_started"):
-            await self._pool.execute(_STREAM_STARTED, call_sid, stream_sid, _aware(at), instance_id, recording_key)
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(_STREAM_STARTED, call_sid, stream_sid, _aware(at), instance_id, recording_key)
+                await conn.execute(_LOCK_CALL, call_sid)
+                placed = await conn.fetchrow(_STREAM_PLACED, call_sid, stream_sid)
+                if placed is not None:
+                    return StreamPlacement(placed["part"], placed["offset_ms"])
+                found = await conn.fetchrow(_PLACE_STREAM, call_sid, at)
+                placement = StreamPlacement(found["last"] + 1, max(after_ms, found["end_ms"] or 0))
+                await conn.execute(_INSERT_STREAM, call_sid, placement.part, stream_sid, placement.offset_ms, at,
+                                   recording_key)
+                if placement.part > 1:
+                    await conn.execute(_REOPEN_CALL, call_sid)
+        return placement
+
+    async def call_streams(self, call_sid: str) -> list[StreamRecord]:
+        with _translated("call_streams"):
+            rows = await self._pool.fetch(_CALL_STREAMS, call_sid)
+        return [StreamRecord(**dict(row)) for row in rows]
 
     async def orphaned_calls(self, instance_id: str) -> list[CallRecord]:
         with _translated("orphaned_calls"):
@@ -319,16 +366,21 @@ class PgStore:
         providers: Sequence[str],
         stats: Mapping[str, Any],
         recording_incomplete: bool = False,
+        part: int = 1,
     ) -> None:
-        """First end wins for ``ended_at``/``end_reason`` and existing ``stats`` keys; media_ms only grows;
-        a later non-null recording key/status replaces the earlier one (uploads finish after the call);
-        ``recording_incomplete`` is never cleared once set."""
+        """First end wins for ``ended_at``/``end_reason`` and existing ``stats`` keys, and only the latest stream
+        ends the call; media_ms (the call's timeline: this stream's offset + length) only grows; a later non-null
+        recording key/status replaces the earlier one (uploads finish after the call); ``recording_incomplete``
+        is never cleared once set."""
         with _translated("end_call"):
-            await self._pool.execute(
-                _END_CALL,
-                call_sid, _aware(at), reason, media_ms, recording_key, recording_status,
-                list(dict.fromkeys(providers)), dict(stats), recording_incomplete,
-            )  # fmt: skip
+            async with self._pool.acquire() as conn, conn.transaction():
+                offset = await conn.fetchval(_END_STREAM, call_sid, part, _aware(at), reason, media_ms, recording_key)
+                latest = not await conn.fetchval(_LATER_STREAM, call_sid, part)
+                await conn.execute(
+                    _END_CALL,
+                    call_sid, at, reason, (offset or 0) + media_ms, recording_key, recording_status,
+                    list(dict.fromkeys(providers)), dict(stats), recording_incomplete, latest,
+                )  # fmt: skip
 
     async def consume_stream_token(self, nonce: str, call_sid: str, expires_at: datetime) -> bool:
         """Record a stream token as used; False if some stream (on any instance) already used it."""
@@ -339,7 +391,8 @@ class PgStore:
         """One statement (``unnest`` of column arrays) per batch; duplicates are skipped by the unique key."""
         if not segments:
             return
-        rows = [(s.call_sid, s.track, s.seq, s.start_ms, s.end_ms, s.text, s.provider, s.confidence) for s in segments]
+        rows = [(s.call_sid, s.track, s.seq, s.start_ms, s.end_ms, s.text, s.provider, s.confidence, s.part)
+                for s in segments]
         columns = [list(column) for column in zip(*rows, strict=True)]
         with _translated("add_segments"):
             await self._pool.execute(_ADD_SEGMENTS, *columns)
@@ -396,16 +449,17 @@ class PgStore:
         fallback_reason: str | None,
         *,
         final: bool = False,
+        part: int = 1,
     ) -> int:
         with _translated("add_extraction"):
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute(_TOUCH_CALL, call_sid)
                 await conn.execute(_LOCK_CALL, call_sid)
-                stored = await conn.fetchval(_FINAL_VERSION, call_sid) if final else None
+                stored = await conn.fetchval(_FINAL_VERSION, call_sid, part) if final else None
                 if stored is not None:
                     return int(stored)
                 version = await conn.fetchval(
-                    _ADD_EXTRACTION, call_sid, final, dict(data), source, model, fallback_reason
+                    _ADD_EXTRACTION, call_sid, final, dict(data), source, model, fallback_reason, part
                 )
         return int(version)
 

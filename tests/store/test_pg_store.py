@@ -135,6 +135,44 @@ async def test_stream_started_first_wins_and_creates_row(store: PgStore) -> None
     assert (call.stream_sid, call.started_at, call.created_at) == ("MZ1", at(1), at(1))
 
 
+async def test_streams_of_one_call_are_placed_one_after_another(store: PgStore) -> None:
+    end = {"recording_status": "local", "providers": ["local"], "stats": {}}
+    first = await store.stream_started("CA1", stream_sid="MZ1", at=at(0), recording_key="r/CA1.wav")
+    assert (first.part, first.offset_ms) == (1, 0)
+    assert await store.stream_started("CA1", stream_sid="MZ1", at=at(5)) == first  # the same stream: same place
+    await store.end_call("CA1", at=at(10), reason="stop", media_ms=40_000, recording_key="r/CA1.wav", **end)
+    # a replay at 4x: the first stream ran 40 s of media in 10 s of wall time; the next goes after its media
+    second = await store.stream_started("CA1", stream_sid="MZ2", at=at(12), recording_key="r/CA1-2.wav")
+    assert (second.part, second.offset_ms) == (2, 40_000)
+    call = await store.get_call("CA1")
+    assert call is not None and call.ended_at is None  # the call goes on
+    # the second is still live, at real pace as far as the store knows: the third goes after its 58 s so far
+    third = await store.stream_started("CA1", stream_sid="MZ3", at=at(70), after_ms=1000)
+    assert (third.part, third.offset_ms) == (3, 98_000)
+    # the second ends late (it was finishing its transcript): the call stays live, the third is the latest
+    await store.end_call("CA1", at=at(71), reason="stop", media_ms=20_000, recording_key="r/CA1-2.wav", **end,
+                         part=2)
+    call = await store.get_call("CA1")
+    assert call is not None and call.ended_at is None and call.media_ms == 60_000
+    await store.end_call("CA1", at=at(90), reason="hangup", media_ms=5_000, recording_key="r/CA1-3.wav", **end,
+                         part=3)
+    call = await store.get_call("CA1")
+    assert call is not None and (call.ended_at, call.end_reason, call.media_ms) == (at(90), "hangup", 103_000)
+    assert call.recording_key == "r/CA1-3.wav"
+    streams = await store.call_streams("CA1")
+    assert [(s.part, s.offset_ms, s.media_ms, s.recording_key) for s in streams] == [
+        (1, 0, 40_000, "r/CA1.wav"), (2, 40_000, 20_000, "r/CA1-2.wav"), (3, 98_000, 5_000, "r/CA1-3.wav")]
+
+
+async def test_segments_of_two_streams_with_the_same_seq_are_both_kept(store: PgStore) -> None:
+    await _voice(store, "CA1")
+    await store.add_segments([Segment("CA1", "inbound", 1, 100, 900, "first stream", "local"),
+                              Segment("CA1", "inbound", 1, 40_100, 40_900, "second stream", "local", part=2)])
+    await store.add_segments([Segment("CA1", "inbound", 1, 100, 900, "first stream", "local")])  # a replay
+    assert [(s.part, s.text) for s in await store.get_segments("CA1")] == [(1, "first stream"),
+                                                                         (2, "second stream")]
+
+
 async def test_orphaned_calls_are_this_instances_started_and_never_ended(store: PgStore) -> None:
     end = {"at": at(60), "reason": "stop", "media_ms": 1000, "recording_key": None, "recording_status": None,
            "providers": [], "stats": {}}  # fmt: skip

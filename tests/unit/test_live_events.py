@@ -40,5 +40,6 @@ def test_json_shape_renames_and_inlines_where_the_wire_says_so() -> None:
 
 def test_the_hub_stamps_the_event_json() -> None:
     stamped = InMemoryHub().publish("CA1", CallStarted("MZ1", ("inbound",), "t"))
-    assert stamped == {"type": "call.started", "stream_sid": "MZ1", "tracks": ["inbound"], "started_at": "t",
+    assert stamped == {"type": "call.started", "stream_sid": "MZ1", "tracks": ["inbound"], "started_at": "t", "part": 1,
+                       "offset_ms": 0,
                        "call_sid": "CA1", "seq": 1, "id": 1}

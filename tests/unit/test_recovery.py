@@ -39,6 +39,9 @@ class OneRowFails:
     async def get_segments(self, call_sid: str) -> list[object]:
         return []
 
+    async def call_streams(self, call_sid: str) -> list[object]:
+        return []
+
     async def end_call(self, call_sid: str, **fields: object) -> None:
         if call_sid == self.sids[0]:
             raise StoreQueryError("end_call", "value too long")
