@@ -118,8 +118,12 @@ class AgentCall:
     def __init__(self, host: AgentHost, wire: Wire, voice: VoiceStream, dialog: Dialog, profile: AgentProfile,
                  core: TurnTaker, *, calls: TwilioCalls | None = None, alerter: SmsAlerter | None = None,
                  call_url: str = "", caller_id: str | None = None, stats: DialogStats | None = None,
-                 wall: Callable[[], float] = time.monotonic) -> None:
+                 wall: Callable[[], float] = time.monotonic,
+                 fork: Callable[[], tuple[str, dict[str, str]]] | None = None) -> None:
+        """``fork``: the stream URL and parameters (a fresh token) a transfer forks the operator leg to, so the
+        call's recording and transcript go on; None = the operator leg is not recorded."""
         self._host, self._wire, self._voice, self._dialog = host, wire, voice, dialog
+        self._fork = fork
         self.profile, self.core = profile, core
         self._calls, self._alerter, self._call_url, self._caller_id = calls, alerter, call_url, caller_id
         self.stats = stats or DialogStats()
@@ -394,7 +398,9 @@ class AgentCall:
             self._hang_up("transfer impossible: no operator number")
             return
         try:
-            await self._calls.redirect(self._host.call_sid, transfer_twiml(number, caller_id=self._caller_id))
+            fork = None if self._fork is None else self._fork()
+            await self._calls.redirect(self._host.call_sid, transfer_twiml(number, caller_id=self._caller_id,
+                                                                           fork=fork))
         except CallApiError as exc:
             log.error("call %s: transfer failed: %s", self._host.call_sid, exc)
             self._hang_up(f"transfer failed: {exc}")

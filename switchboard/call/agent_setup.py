@@ -22,8 +22,10 @@ def is_agent_stream(start: Start) -> bool:
 
 async def seat_agent(runtime: AgentRuntime, host: AgentHost, start: Start, parser: MediaStream,
                      send: Callable[[str], Awaitable[None]], close: Callable[[], Awaitable[None]],
-                     call_url: str) -> AgentCall | None:
-    """The call's agent, or None when no voice can be opened (the call is then recorded without it)."""
+                     call_url: str, fork: Callable[[], tuple[str, dict[str, str]]] | None = None,
+                     ) -> AgentCall | None:
+    """The call's agent, or None when no voice can be opened (the call is then recorded without it). ``fork``: where
+    a transfer forks the operator leg (stream URL and parameters with a fresh token)."""
     profile = runtime.profile(start.custom_parameters.get("profile"))
     try:
         voice = await (await runtime.voice()).open()
@@ -34,7 +36,7 @@ async def seat_agent(runtime: AgentRuntime, host: AgentHost, start: Start, parse
     wire = Wire(parser.media, parser.mark, parser.clear, send, close)
     return AgentCall(host, wire, voice, runtime.dialog(profile, stats), profile,
                      TurnTaker(profile.core_lines(), runtime.timing), calls=runtime.calls, alerter=runtime.alerter,
-                     call_url=call_url, caller_id=runtime.caller_id, stats=stats)
+                     call_url=call_url, caller_id=runtime.caller_id, stats=stats, fork=fork)
 
 
 __all__ = ["is_agent_stream", "seat_agent"]

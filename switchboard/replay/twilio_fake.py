@@ -111,6 +111,30 @@ async def replay_call(target: Target, schedule: Schedule, *, speed: float, clien
     return result
 
 
+async def follow_stream(target: Target, twiml: str, call_sid: str, schedule: Schedule, *, speed: float,
+                        client: httpx.AsyncClient, end_timeout_s: float = 180.0) -> CallResult:
+    """Run the ``<Stream>`` of TwiML a live call was given (a transfer's ``calls(sid).update``) as Twilio would: a
+    new media stream of the same call, ``schedule`` as its audio, until its own ``call.ended``."""
+    stream_url, params = parse_stream(twiml)
+    result = CallResult(call_sid, new_sid("MZ"), dict(schedule.sent), {k: len(v) for k, v in schedule.lost.items()})
+    live_url = _ws_base(target.base_url) + f"/api/live/{call_sid}"
+    async with connect(live_url, additional_headers={"Authorization": f"Bearer {target.api_token}"},
+                       max_size=2**22) as live:
+        listener = asyncio.create_task(_listen(live, result, None))
+        try:
+            result.close_code = await _stream(target, stream_url, params, schedule, result, speed, None)
+            async with asyncio.timeout(end_timeout_s):
+                await asyncio.shield(listener)
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+    response = await client.get(f"{target.base_url}/api/calls/{call_sid}",
+                                headers={"Authorization": f"Bearer {target.api_token}"})
+    if response.status_code == 200:
+        result.stored = response.json()
+    return result
+
+
 async def post_signed(client: httpx.AsyncClient, target: Target, path: str, form: dict[str, str]) -> str:
     signature = sign_webhook(target.auth_token, target.public_url.rstrip("/") + path, form)
     response = await client.post(target.base_url.rstrip("/") + path, data=form,

@@ -49,7 +49,8 @@ async def media_stream(ws: WebSocket) -> None:
         if is_agent_stream(start) and services.agent is not None:
             session.agent = await seat_agent(
                 services.agent, session, start, parser, lambda text: _send(ws, text),
-                lambda: ws.close(CloseCode.NORMAL), f"{services.settings.public_base}/api/calls/{start.call_sid}")
+                lambda: ws.close(CloseCode.NORMAL), f"{services.settings.public_base}/api/calls/{start.call_sid}",
+                fork=lambda: _fork(services, start.call_sid))
         async with services.registry.hold(start.call_sid, session), session:
             guard = MediaTimeGuard(services.settings.media_time_limits, asyncio.get_running_loop().time())
             await _pump(ws, parser, session, guard)
@@ -133,6 +134,12 @@ async def _pump(ws: WebSocket, parser: MediaStream, session: CallSession, guard:
                 session.stop("stop")
                 await ws.close(CloseCode.NORMAL)
                 return
+
+
+def _fork(services: Services, call_sid: str) -> tuple[str, dict[str, str]]:
+    """Where a transfer forks the operator leg: this route, with a fresh stream token for the call."""
+    url = websocket_url(services.settings.public_base, STREAM_PATH)
+    return url, {"token": services.stream_tokens().mint(call_sid, time.time())}
 
 
 async def _send(ws: WebSocket, text: str) -> None:

@@ -168,11 +168,13 @@ SELECT l.id, l.call_sid, l.phone, l.name, l.callback_number, l.address, l.postco
          AS calls,
        ARRAY(SELECT f FROM extractions e, jsonb_array_elements_text(e.data -> 'needs_confirmation') AS f
              WHERE e.call_sid = l.call_sid AND e.final
+               AND e.version = (SELECT max(x.version) FROM extractions x WHERE x.call_sid = e.call_sid AND x.final)
                AND e.data ->> f = to_jsonb(l) ->> (CASE f WHEN 'caller_name' THEN 'name' ELSE f END)) AS unconfirmed
 FROM leads l
 """
-# ``unconfirmed``: the contact fields whose value the lead's latest call heard with low confidence (its final
-# extraction's ``needs_confirmation``), while the lead still holds that value.
+# ``unconfirmed``: the contact fields whose value the lead's latest call heard with low confidence (its latest final
+# extraction's ``needs_confirmation``: one is made after each stream of the call), while the lead still holds that
+# value.
 _GET_LEAD: Final = _LEAD_SELECT + "WHERE l.id = $1"
 _LEAD_FOR_CALL: Final = _LEAD_SELECT + "JOIN lead_calls c ON c.lead_id = l.id WHERE c.call_sid = $1"
 _LIST_LEADS: Final = _LEAD_SELECT + (

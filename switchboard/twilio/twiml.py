@@ -103,11 +103,18 @@ def agent_twiml(stream_url: str, params: Mapping[str, str], *, stop_fork: bool =
     return str(response)
 
 
-def transfer_twiml(operator_number: str, *, caller_id: str | None = None, dial_timeout_s: int = 30) -> str:
-    """The call's new instructions when the agent hands it to a person (``calls(sid).update(twiml=…)``)."""
+def transfer_twiml(operator_number: str, *, caller_id: str | None = None, dial_timeout_s: int = 30,
+                   fork: tuple[str, Mapping[str, str]] | None = None) -> str:
+    """The call's new instructions when the agent hands it to a person (``calls(sid).update(twiml=…)``).
+
+    ``fork``: a stream URL and its parameters (a fresh token): the operator leg is forked to us with
+    ``<Start><Stream track="both_tracks">`` before the ``<Dial>``, so the call's recording and transcript go on
+    (a new stream of the same call, placed after the agent's)."""
     if not operator_number:
         raise TwimlError("operator number must not be empty")
     response = VoiceResponse()
+    if fork is not None:
+        _start_stream(response, fork[0], fork[1], None)
     dial = response.dial(timeout=dial_timeout_s, caller_id=None if caller_id is None else _text("caller id", caller_id))
     dial.number(_text("operator number", operator_number))
     return str(response)

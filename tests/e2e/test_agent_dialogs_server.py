@@ -18,11 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from audio.wav import WavReader
+from audio.wav import WavReader, WavWriter
 from switchboard.agent.answer import AnswerMode
 from switchboard.agent.profile import load_profile
 from switchboard.replay.caller import DialogResult, call_agent
+from switchboard.replay.fixture import build_schedule
 from switchboard.replay.script import Dialog, load_dialogs
+from switchboard.replay.twilio_fake import follow_stream
 from switchboard.transcribe.moonshine import RecognizerPool
 from switchboard.tts.factory import VoiceConfig
 from tests.e2e.conftest import AUTH_TOKEN, Server, fresh_database, running_server
@@ -142,3 +144,60 @@ async def test_hang_up_mid_sentence_leaves_no_task(rig: Rig) -> None:
     await asyncio.sleep(0.5)
     leftover = [t.get_name() for t in asyncio.all_tasks() if result.call_sid in t.get_name()]
     assert not leftover
+
+
+def operator_leg(path: Path) -> Path:
+    """A stereo fixture of the operator leg: the caller gives the operator their address; the operator is quiet."""
+    line = next(s for s in ALL["routine_repair"].steps if "Harehills" in s.text).audio
+    pad = b"\xff" * 8 * 600
+    inbound = pad + line + pad * 3
+    with WavWriter(path, channels=2, sample_rate=8000, encoding="mulaw") as wav:
+        wav.write(b"".join(bytes((a, 0xFF)) for a in inbound))
+    return path
+
+
+async def test_transfer_keeps_the_call_and_its_recording_goes_on(rig: Rig, tmp_path: Path) -> None:
+    """The caller gives their name to the agent, asks for a person; the call is redirected to the operator with a
+    fork of the operator leg, whose stream (the same call's second) arrives: one transcript, facts from both, the
+    recording continued."""
+    routine, human = ALL["routine_repair"].steps, ALL["asks_for_human"].steps
+    dialog = Dialog("name_then_human", [routine[0], routine[1], human[0]])
+    result = await run(rig, dialog)
+    assert result.ended_by == "redirect" and result.stored is not None
+    [update] = [u for u in rig.emu.updates if u["sid"] == result.call_sid]
+    twiml = update["Twiml"]
+    assert "<Start><Stream" in twiml and 'track="both_tracks"' in twiml and twiml.index("<Start>") < twiml.index(
+        "<Dial") and OPERATOR in twiml
+    async with httpx.AsyncClient(timeout=60) as http:
+        leg = await follow_stream(rig.server.target, twiml, result.call_sid,
+                                  build_schedule(operator_leg(tmp_path / "operator.wav")), speed=SPEED, client=http)
+        assert leg.ended is not None and leg.ended["part"] == 2
+        async with asyncio.timeout(120):
+            while True:
+                call = (await http.get(f"{rig.server.base}/api/calls/{result.call_sid}",
+                                       headers=rig.server.auth())).json()
+                kinds = [j["kind"] for j in call["jobs"] if j["status"] == "done"]
+                if kinds.count("extract") == 2 and kinds.count("lead") == 2:
+                    break
+                await asyncio.sleep(0.25)
+    transcript = [(s["part"], s["speaker"], s["text"]) for s in call["transcript"]]
+    first = [t for t in transcript if t[0] == 1]
+    assert first == [t for t in transcript if t[0] == 1 and t in
+                     [(1, s["speaker"], s["text"]) for s in result.stored["transcript"]]]  # kept as it was
+    assert any("Dave Kowalski" in text for part, who, text in first if who == "caller")
+    assert any(who == "agent" for _, who, _ in first)
+    assert [(p, who) for p, who, text in transcript if "Harehills" in text] == [(2, "caller")]
+    assert transcript == sorted(transcript, key=lambda t: t[0])  # the operator leg comes after the agent's
+    facts = call["extraction"]["data"]
+    assert call["extraction"]["part"] == 2
+    assert facts["caller_name"] == "Dave Kowalski" and facts["postcode"] == "LS9 6AB", facts
+    # the recording goes on: the operator leg's file placed after the agent's on the call's timeline
+    one, two = call["recordings"]
+    assert two["offset_ms"] >= one["media_ms"] > 0 and two["media_ms"] > 0
+    assert call["media_ms"] == two["offset_ms"] + two["media_ms"] and call["ended_at"] is not None
+    async with httpx.AsyncClient(timeout=60) as http:
+        joined = await http.get(f"{rig.server.base}/api/calls/{result.call_sid}/recording",
+                                headers=rig.server.auth())
+    (tmp_path / "joined.wav").write_bytes(joined.content)
+    with WavReader(tmp_path / "joined.wav") as wav:
+        assert wav.n_frames == (two["offset_ms"] + two["media_ms"]) * 8

@@ -64,7 +64,7 @@ async def settled(server: Server, call_sid: str, extracts: int, within_s: float 
             jobs = call.get("jobs", [])
             done = bool(jobs) and all(j["status"] in ("done", "failed") for j in jobs)
             kinds = [j["kind"] for j in jobs]
-            if done and (kinds.count("extract") >= extracts and kinds.count("lead") >= extracts
+            if done and ((kinds.count("extract") >= extracts and kinds.count("lead") >= extracts)
                          or loop.time() > give_up):
                 return call
             await asyncio.sleep(0.25)
