@@ -23,16 +23,22 @@ log = logging.getLogger(__name__)
 
 
 CallerIdLookup = Callable[[], Awaitable[str | None]]
+Hold = Callable[[], Awaitable[None]]
 
 
 class LiveExtraction:
     """``caller_id`` looks up the caller's number once, at the first run (the webhook stored it before the
-    stream started); the extraction offers it, flagged, when no callback number has been said."""
+    stream started); the extraction offers it, flagged, when no callback number has been said.
+
+    ``hold`` is awaited before each run: an agent call holds runs while its reply is being prepared, because the
+    caller's final that ends their turn is also what makes a run due, and a run's request (and its parse) then
+    competes with the agent's model request for the event loop at the one moment the caller is waiting."""
 
     def __init__(self, call_sid: str, extractor: Extractor, hub: LivePublisher, *,
                  policy: IncrementalExtractor | None = None, clock: Callable[[], float] | None = None,
-                 caller_id: CallerIdLookup | None = None) -> None:
+                 caller_id: CallerIdLookup | None = None, hold: Hold | None = None) -> None:
         self._call_sid = call_sid
+        self._hold = hold
         self._caller_id_lookup = caller_id
         self._caller_id: str | None = None
         self._extractor = extractor
@@ -71,6 +77,8 @@ class LiveExtraction:
                     if not self._policy.on_timer(self._clock()):
                         continue
             self._due = False
+            if self._hold is not None:
+                await self._hold()
             if self._closed:
                 break
             await self._extract()

@@ -52,7 +52,7 @@ from switchboard.agent.intake import gather
 from switchboard.agent.profile import AgentProfile
 from switchboard.agent.replies import CallMemory, ReplyAssembler
 from switchboard.agent.tools import RaiseAlert
-from switchboard.agent.turns import TurnTaker
+from switchboard.agent.turns import Phase, TurnTaker
 from switchboard.agent.usage import CallUsage
 from switchboard.alerts.sms import SmsAlerter, SmsError
 from switchboard.call.playout import Playout, SpeechGate
@@ -146,6 +146,8 @@ class AgentCall:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._done = asyncio.Event()
+        self._settled = asyncio.Event()  # set while no reply is being prepared (see wait_not_thinking)
+        self._settled.set()
         self._group: asyncio.TaskGroup | None = None
         self._wall_started = time.monotonic()
 
@@ -211,10 +213,22 @@ class AgentCall:
         else:
             self._apply(self.core.handle(Keypad(event.digit), self.now))
 
+    async def wait_not_thinking(self) -> None:
+        """Until no reply is being prepared (the caller is waiting for the agent's first words): other work of
+        the call that can wait (live extraction) waits for this."""
+        await self._settled.wait()
+
     # -- actions --------------------------------------------------------------------------------------------------
 
     def _apply(self, actions: list[Action]) -> None:
         self._last_event_ms = max(self._last_event_ms, self.now)
+        self._apply_actions(actions)
+        if self.core.phase is Phase.THINKING:
+            self._settled.clear()
+        else:
+            self._settled.set()
+
+    def _apply_actions(self, actions: list[Action]) -> None:
         for action in actions:
             match action:
                 case Speak(reply_id=rid, text=text):

@@ -141,7 +141,8 @@ class CallSession:
                 group.create_task(self._relay_track(track, stream), name=f"transcripts:{self.call_sid}:{track}")
             if self.deps.live_extractor is not None:
                 self._live = LiveExtraction(self.call_sid, self.deps.live_extractor, self.deps.hub,
-                                            caller_id=self._caller_id)
+                                            caller_id=self._caller_id,
+                                            hold=None if self.agent is None else self.agent.wait_not_thinking)
                 self._live_task = group.create_task(self._live.run(), name=f"live-extraction:{self.call_sid}")
         except BaseException:
             if self.agent is not None:

@@ -16,7 +16,7 @@ from switchboard.agent.dialog import DialogStats
 from switchboard.agent.fallback_dialog import FallbackDialog
 from switchboard.agent.intake import OfflineDialog
 from switchboard.agent.profile import load_profile
-from switchboard.agent.turns import TurnTaker
+from switchboard.agent.turns import Phase, TurnTaker
 from switchboard.call.agent import AgentCall, Wire
 from switchboard.call.turn_trace import STAGES
 from switchboard.live.events import AgentTurnUpdate, LiveEvent
@@ -157,6 +157,22 @@ async def test_a_reply_is_stamped_at_every_stage_in_order() -> None:
     assert [stage for stage in reply if stage != "reply"] == list(STAGES)
     stamps = [reply[stage] for stage in STAGES]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+
+
+async def test_wait_not_thinking_holds_while_a_reply_is_prepared() -> None:
+    r = await rig()
+    async with asyncio.TaskGroup() as group:
+        run = group.create_task(r.agent.run())
+        await r.run_until(lambda: r.updates("finished"))
+        await asyncio.wait_for(r.agent.wait_not_thinking(), 1)  # listening
+        r.agent.on_transcript(TranscriptEvent("inbound", "My boiler has stopped working.", True, 0, 0, "local"))
+        await r.run_until(lambda: r.agent.core.phase is Phase.THINKING)  # the turn ended: a reply is prepared
+        waiter = asyncio.ensure_future(r.agent.wait_not_thinking())
+        await r.run_until(lambda: len(r.updates("started")) >= 2 or waiter.done())
+        assert len(r.updates("started")) >= 2  # released by the reply's first audio, not before
+        await asyncio.wait_for(waiter, 1)
+        r.agent.stop("stop")
+    await run
 
 
 async def test_barge_in_clears_and_keeps_only_what_was_heard() -> None:

@@ -111,6 +111,28 @@ async def test_close_stops_the_loop_without_starting_runs() -> None:
     assert extractor.seen == []
 
 
+async def test_a_held_run_waits_until_the_hold_is_released() -> None:
+    """An agent call holds runs while its reply is being prepared: the final that ended the caller's turn starts
+    no extraction until the agent has answered."""
+    hub = InMemoryHub()
+    extractor = CountingExtractor()
+    thinking_done = asyncio.Event()
+    live = LiveExtraction("CA4", extractor, hub, policy=IncrementalExtractor(min_interval_s=0),
+                          hold=thinking_done.wait)
+    loop = asyncio.create_task(live.run())
+    try:
+        live.note_final("caller", "My boiler has stopped working.", 0)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert extractor.seen == []  # due, but held
+        thinking_done.set()
+        _, seen = await asyncio.wait_for(extractor.runs.get(), 5)
+        assert "boiler" in seen
+    finally:
+        live.close()
+        await asyncio.wait_for(loop, 1)
+
+
 async def _drain(hub: InMemoryHub, call_sid: str = "CA1"):  # type: ignore[no-untyped-def]
     sub = hub.subscribe(call_sid)
     hub.close()
