@@ -92,6 +92,8 @@ class OpenAIDialog:
                     results.append(_tool_result(call, "done"))
                 except ToolRejected as exc:
                     self.stats.rejected_tools.append(str(exc))
+                    if exc.malformed:  # the model's output is broken, not merely refused: stop trusting it
+                        raise DialogError("malformed_tool_arguments", str(exc)) from exc
                     results.append(_tool_result(call, f"refused: {exc.reason}"))
             if answer.said or not answer.calls:
                 self.stats.model_replies += 1

@@ -22,11 +22,12 @@ MAX_TEXT: Final = 300
 
 
 class ToolRejected(ValueError):
-    """The model's tool call is refused; ``reason`` goes back to the model as the tool's result."""
+    """The model's tool call is refused; ``reason`` goes back to the model as the tool's result. ``malformed``:
+    the arguments are not even a JSON object (a broken model output, not a refused request)."""
 
-    def __init__(self, tool: str, reason: str) -> None:
+    def __init__(self, tool: str, reason: str, *, malformed: bool = False) -> None:
         super().__init__(f"{tool}: {reason}")
-        self.tool, self.reason = tool, reason
+        self.tool, self.reason, self.malformed = tool, reason, malformed
 
 
 # -- the decisions a reply can carry besides its words -----------------------------------------------------------
@@ -97,10 +98,13 @@ def parse_tool_call(name: str, arguments: str) -> Decision:
         raise ToolRejected(name, f"arguments longer than {MAX_ARGUMENT_BYTES} bytes")
     try:
         raw = json.loads(arguments or "{}")
-        if not isinstance(raw, dict):
-            raise ToolRejected(name, "arguments must be a JSON object")
+    except json.JSONDecodeError as exc:
+        raise ToolRejected(name, f"arguments are not JSON: {exc}", malformed=True) from exc
+    if not isinstance(raw, dict):
+        raise ToolRejected(name, "arguments must be a JSON object", malformed=True)
+    try:
         value = schema.model_validate(raw)
-    except (json.JSONDecodeError, ValidationError) as exc:
+    except ValidationError as exc:
         raise ToolRejected(name, f"invalid arguments: {_first_error(exc)}") from exc
     match value:
         case CallFacts():

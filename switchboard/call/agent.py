@@ -61,6 +61,7 @@ from switchboard.live.events import AgentTurnUpdate, LiveEvent
 from switchboard.transcribe.base import TranscriptEvent
 from switchboard.tts.base import AudioChunk, TurnEnd, VoiceStream
 from switchboard.tts.errors import VoiceError
+from switchboard.tts.fallback import FallbackStream
 from switchboard.twilio.calls import CallApiError, TwilioCalls
 from switchboard.twilio.events import Dtmf, Mark, Media
 from switchboard.twilio.twiml import transfer_twiml
@@ -439,6 +440,8 @@ class AgentCall:
                           "p50_ms": lat[len(lat) // 2] if lat else None, "stages_ms": self.trace.rows()},
                 "dialog": {"model_replies": self.stats.model_replies, "offline_replies": self.stats.offline_replies,
                            "fallbacks": self.stats.fallbacks, "rejected_tools": self.stats.rejected_tools},
+                "voice": {"switches": [{"from": provider, "reason": reason} for provider, reason in
+                                       (self._voice.switches if isinstance(self._voice, FallbackStream) else ())]},
                 "alerts_sent": len(self.alerts_sent), "facts": None if self.memory.facts is None
                 else self.memory.facts.model_dump(mode="json"), "end_reason": self.end_reason}
 

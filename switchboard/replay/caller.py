@@ -35,6 +35,7 @@ from websockets.exceptions import ConnectionClosed
 from audio import mulaw
 from switchboard.replay.playback import TwilioPlayback
 from switchboard.replay.script import Dialog, ScriptedCaller, Tick
+from switchboard.replay.send_gaps import SendGaps
 from switchboard.replay.twilio_fake import ReplayError, Target, _listen, _ws_base, new_sid, parse_stream, post_signed
 from switchboard.twilio.signature import sign_websocket
 
@@ -57,6 +58,13 @@ class DialogResult:
     heard_ms: int = 0
     turns_wall: list[tuple[float, float]] = field(default_factory=list)
     """(caller speech end, first agent audio received) per voice-to-voice figure, ``time.monotonic`` seconds."""
+    gaps: SendGaps = field(default_factory=SendGaps)
+    """Per agent reply: the longest wall gap between its media messages and the longest silence heard in it."""
+
+    @property
+    def voice_to_voice_wall_ms(self) -> list[float]:
+        """As ``voice_to_voice_ms`` but on the wall clock (provider timeouts run on it, whatever the speed)."""
+        return [(arrived - ended) * 1000 for ended, arrived in self.turns_wall]
 
     def agent_turns(self, status: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("type") == "agent.turn" and e.get("status") == status]
@@ -186,8 +194,10 @@ async def _ticks(send: Any, inbox: list[tuple[float, dict[str, Any]]], reader: a
                     result.voice_to_voice_ms.append((arrived - line_end_at) * 1000 * clock.speed)
                     result.turns_wall.append((line_end_at, arrived))
                     line_end_at = None
+                result.gaps.media(arrived, max(0, now - playback.busy_until))
                 playback.media(pybase64.b64decode(frame["media"]["payload"]), now)
             elif kind == "mark":
+                result.gaps.mark(frame["mark"]["name"])
                 playback.mark(frame["mark"]["name"], now)
             elif kind == "clear":
                 result.clears += 1
@@ -249,6 +259,7 @@ def report(result: DialogResult) -> dict[str, Any]:
                        "barge_in": [_round(v) for v in result.barge_in_ms],
                        "server_turns": stored.get("turn_latencies_ms")},
         "usage": stored.get("usage"), "clears": result.clears,
+        "max_send_gap_ms": _round(result.gaps.max_send_gap_ms),
     }
 
 

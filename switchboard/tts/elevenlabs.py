@@ -13,12 +13,14 @@ for ``chunk_length_schedule[0]`` characters (50 at least) before it starts gener
 (https://elevenlabs.io/docs/api-reference/text-to-speech/v-1-text-to-speech-voice-id-stream-input: ``flush``
 forces the generation of the buffered text). The socket is opened before the agent speaks
 (``ElevenLabsVoice.open``), kept alive with a single-space message every ``keepalive_s`` and asked for a longer
-``inactivity_timeout``, and reopened if the server closes it while idle. The endpoint has no end-of-flush message,
-so a turn ends when the alignment has voiced all of its text (:class:`~switchboard.tts.elevenlabs_wire.TextAligner`),
-or, from a server that sends no alignment, after ``stall_timeout_s`` of quiet. A flushed turn with no audio for
-``first_audio_timeout_s``, or audio that stops for ``stall_timeout_s`` before its text is voiced, is a
-:class:`VoiceTimeout`. Barge-in: the single-context endpoint has no cancel, so ``cancel()`` closes the socket and
-opens a new one.
+``inactivity_timeout``; if the server closes it while idle anyway, the next one is opened when the next turn's text
+comes (not at once: a server closing idle sockets sooner than our keep-alive would otherwise be reconnected to in a
+loop). The endpoint has no end-of-flush message, so a turn ends when the alignment has voiced all of its text
+(:class:`~switchboard.tts.elevenlabs_wire.TextAligner`), or, from a server that sends no alignment, after the stall
+deadline of quiet. A flushed turn with no audio by the first-audio deadline, or audio that stops for the stall
+deadline before its text is voiced, is a :class:`VoiceTimeout`; both deadlines follow the provider's observed
+latencies (:mod:`~switchboard.tts.watch`), at most ``first_audio_timeout_s`` (0.8 s) and ``stall_timeout_s``
+(0.6 s). Barge-in: the single-context endpoint has no cancel, so ``cancel()`` closes the socket and opens a new one.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from switchboard.tts.errors import (
 )
 from switchboard.tts.outbox import Outbox
 from switchboard.tts.rechunk import DEFAULT_MAX_FRAMES, Rechunker, spread_chars
+from switchboard.tts.watch import Owed, TurnClock, VoiceWatch
 
 NAME = wire.PROVIDER
 
@@ -61,8 +64,12 @@ class ElevenLabsSettings:
     """Asked of the server (default 20, at most 180); the keep-alive below makes it a backstop."""
     keepalive_s: float = 15.0
     connect_timeout_s: float = 3.0
-    first_audio_timeout_s: float = 1.0
+    first_audio_timeout_s: float = 0.8
+    """The first-audio deadline until enough turns have been seen; then 2.5 × the observed p99, at least 0.35 s
+    (:mod:`~switchboard.tts.watch`). Flash answers in ~75 ms of model time plus the network
+    (https://elevenlabs.io/docs/models#flash-v25)."""
     stall_timeout_s: float = 0.6
+    """Likewise for a pause between audio messages before the text is voiced (at least 0.25 s)."""
     turn_end_grace_s: float = 0.1
     """After the alignment has voiced the whole turn, audio arriving this soon still belongs to it."""
     chunk_length_schedule: tuple[int, ...] = (50, 120, 160, 250)
@@ -87,8 +94,10 @@ class _Turn:
 class ElevenLabsStream:
     """One call's ``stream-input`` connection (see the module docstring); build it with :meth:`ElevenLabsVoice.open`."""
 
-    def __init__(self, settings: ElevenLabsSettings, ws: ClientConnection) -> None:
+    def __init__(self, settings: ElevenLabsSettings, ws: ClientConnection, watch: VoiceWatch | None = None) -> None:
         self._settings = settings
+        self._watch = watch or VoiceWatch(settings.first_audio_timeout_s, settings.stall_timeout_s,
+                                          turn_end_grace_s=settings.turn_end_grace_s)
         self._ws: ClientConnection | None = ws
         self._turn = 1
         self._turns: deque[_Turn] = deque()
@@ -97,6 +106,7 @@ class ElevenLabsStream:
         self._wake = asyncio.Event()
         self._outbox = Outbox()
         self._reconnect = False
+        self._idle_closed = False
         self._closed = False
         self._characters = 0
         self._aligned_seen = False
@@ -189,18 +199,23 @@ class ElevenLabsStream:
         quick_closes = 0
         try:
             while True:
+                if self._idle_closed:  # the server closed an idle socket: open the next one for the next turn
+                    await self._wait_for_text()
                 ws = self._ws or await _connect(self._settings)
                 self._ws = None
-                self._reconnect = False  # a cancel() while connecting left nothing stale on this new socket
+                self._reconnect = self._idle_closed = False  # nothing stale on this new socket
                 opened = time.monotonic()
                 try:
                     await self._serve(ws)
                 except _Reconnect:
                     pass
+                except VoiceError as exc:
+                    self._outbox.end(exc)  # the reader switches voices now; a stalled server's close may take 1 s
+                    raise
                 finally:
                     await ws.close()
                 self.connections += 1
-                quick = not self._reconnect and time.monotonic() - opened < 1.0
+                quick = not (self._reconnect or self._idle_closed) and time.monotonic() - opened < 1.0
                 quick_closes = quick_closes + 1 if quick else 0
                 if quick_closes >= 3:
                     raise VoiceUnavailable("the server keeps closing new connections", provider=NAME)
@@ -209,6 +224,11 @@ class ElevenLabsStream:
         except Exception as exc:
             self._outbox.end(VoiceUnavailable(f"voice connection failed: {exc!r}", provider=NAME))
             raise
+
+    async def _wait_for_text(self) -> None:
+        while not self._sendq and not self._turns:
+            self._wake.clear()
+            await self._wake.wait()
 
     async def _serve(self, ws: ClientConnection) -> None:
         """Run one socket until it must be replaced (:class:`_Reconnect`) or fails (:class:`VoiceError`)."""
@@ -264,36 +284,39 @@ class ElevenLabsStream:
 
     # -- turns -----------------------------------------------------------------------------------------------------
 
+    def _clock(self, head: _Turn) -> TurnClock:
+        assert head.flushed_at is not None
+        return TurnClock(head.flushed_at, self._last_sent_at, head.chunker.received_bytes > 0, self._last_audio_at,
+                         head.aligner.done)
+
     def _deadline(self) -> float | None:
         """Loop time by which the head turn must hear from the server, or None (nothing is owed)."""
         head = self._turns[0] if self._turns else None
         if head is None or head.flushed_at is None:
             return None
-        loop_now, now = asyncio.get_running_loop().time(), time.monotonic()
-        if head.aligner.done:
-            due = self._last_audio_at + self._settings.turn_end_grace_s
-        elif head.chunker.received_bytes == 0:
-            due = max(head.flushed_at, self._last_sent_at) + self._settings.first_audio_timeout_s
-        else:
-            due = self._last_audio_at + self._settings.stall_timeout_s
-        return loop_now + (due - now)
+        due, _ = self._watch.due(self._clock(head))
+        return asyncio.get_running_loop().time() + (due - time.monotonic())
 
     async def _on_deadline(self) -> None:
-        if not self._turns:
+        if not self._turns or self._turns[0].flushed_at is None:
             return
         head = self._turns[0]
-        if head.aligner.done or (head.chunker.received_bytes and not self._aligned_seen):
+        _, owed = self._watch.due(self._clock(head))
+        if owed is Owed.TURN_END or (owed is Owed.MORE_AUDIO and not self._aligned_seen):
             await self._finish(head)
             await self._finish_ready()
-        elif head.chunker.received_bytes == 0:
-            raise VoiceTimeout(f"no audio {self._settings.first_audio_timeout_s} s after the turn was flushed",
+        elif owed is Owed.FIRST_AUDIO:
+            raise VoiceTimeout(f"no audio {self._watch.first.deadline_s():.2f} s after the turn was flushed",
                                provider=NAME)
         else:
-            raise VoiceTimeout(f"audio stopped for {self._settings.stall_timeout_s} s in the middle of a turn",
+            raise VoiceTimeout(f"audio stopped for {self._watch.gaps.deadline_s():.2f} s in the middle of a turn",
                                provider=NAME)
 
     async def _on_audio(self, message: wire.Audio) -> None:
-        self._last_audio_at = time.monotonic()
+        now = time.monotonic()
+        if self._turns and self._turns[0].flushed_at is not None:
+            self._watch.audio(self._clock(self._turns[0]), now)
+        self._last_audio_at = now
         if not self._turns:
             return  # audio for a turn already ended (or cancelled on this socket): nobody is listening for it
         head = self._turns[0]
@@ -330,7 +353,8 @@ class ElevenLabsStream:
         if isinstance(error, VoiceAuthError):
             return error
         if not self._turns and not self._closed:
-            return _Reconnect()  # e.g. the inactivity timeout: open a fresh socket for the next turn
+            self._idle_closed = True  # e.g. the inactivity timeout: a fresh socket when the next turn comes
+            return _Reconnect()
         return VoiceUnavailable(f"connection closed mid-turn (code {code}{': ' + reason if reason else ''})",
                                 provider=NAME)
 
@@ -368,9 +392,12 @@ class ElevenLabsVoice:
     def __init__(self, settings: ElevenLabsSettings) -> None:
         self.settings = settings
         self.cache_key = f"{NAME}:{settings.voice_id}:{settings.model_id}"
+        self.watch = VoiceWatch(settings.first_audio_timeout_s, settings.stall_timeout_s,
+                                turn_end_grace_s=settings.turn_end_grace_s)
+        """Shared by every call's stream: the deadlines follow the provider's observed latencies."""
 
     async def open(self) -> ElevenLabsStream:
-        return ElevenLabsStream(self.settings, await _connect(self.settings))
+        return ElevenLabsStream(self.settings, await _connect(self.settings), self.watch)
 
     async def render(self, text: str) -> tuple[AudioChunk, ...]:
         from elevenlabs.client import AsyncElevenLabs  # the SDK is heavy to import: only where it is used

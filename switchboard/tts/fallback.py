@@ -256,6 +256,7 @@ class FallbackStream:
                 self._inner = await voice.open()
             except VoiceError as exc:
                 log.warning("voice %s cannot open: %s", voice.name, exc)
+                self.switches.append((exc.provider, exc.message))
                 error = exc
                 continue
             self._used.append(self._inner)

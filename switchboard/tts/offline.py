@@ -1,6 +1,7 @@
 """An offline voice (Piper or espeak-ng) behind the :class:`~switchboard.tts.base.VoiceStream` seam.
 
-Text is cut into sentences as it is pushed; each sentence is synthesised in a worker thread (the engines block
+Text is cut into sentences as it is pushed (a turn's first sentence at its first clause break, so a long one
+does not hold back the turn's first audio); each piece is synthesised in a worker thread (the engines block
 and keep process-wide state, see their modules), resampled 22.05 kHz → 8 kHz with soxr, encoded μ-law with
 :mod:`audio.mulaw` and re-cut into 20 ms-multiple chunks. The engines give no character timings, so each
 sentence's characters are spread evenly over its audio (:func:`~switchboard.tts.rechunk.spread_chars`): a
@@ -47,6 +48,11 @@ def synthesize_ulaw(engine: Engine, text: str) -> bytes:
     return mulaw.encode(pcm)
 
 
+LEAD_CLAUSE_CHARS = 12
+"""A turn's first sentence is spoken from its first clause break this far in (:mod:`.sentences`): first audio
+after a clause's synthesis, not a whole sentence's."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Job:
     generation: int
@@ -74,13 +80,14 @@ class OfflineVoice:
 
 
 class OfflineVoiceStream:
-    def __init__(self, engine: Engine, max_frames: int = DEFAULT_MAX_FRAMES, max_jobs: int = 256) -> None:
+    def __init__(self, engine: Engine, max_frames: int = DEFAULT_MAX_FRAMES, max_jobs: int = 256,
+                 lead_clause_chars: int | None = LEAD_CLAUSE_CHARS) -> None:
         self._engine = engine
         self._max_frames = max_frames
         self._max_jobs = max_jobs
         self._turn = 1
         self._turn_text: list[str] = []
-        self._splitter = SentenceSplitter()
+        self._splitter = SentenceSplitter(lead_clause_chars)
         self._jobs: deque[_Job] = deque()
         self._wake = asyncio.Event()
         self._outbox = Outbox()

@@ -164,6 +164,19 @@ async def test_a_stream_dropped_mid_reply_is_finished_by_the_script(emulator: Op
     assert chain.stats.fallbacks == ["dropped"]
 
 
+async def test_malformed_tool_arguments_hand_the_call_to_the_script(emulator: OpenAIEmulator) -> None:
+    emulator.inject(Fault.named("malformed_tool_arguments"))
+    emulator.chat_script.append(ChatScript(text="Noted.", tool_calls=(("record_details", json.dumps(FACTS)),)))
+    async with dialog(emulator) as model:
+        chain = fallback(model)
+        outputs = await collect(chain.reply(CONTEXT))
+        await collect(chain.reply(CONTEXT))
+    assert said(outputs) == "Noted. " + OFFLINE_WORDS or said(outputs) == "Noted." + OFFLINE_WORDS
+    assert chain.stats.fallbacks == ["malformed_tool_arguments"] and chain.stats.offline_replies == 2
+    assert model.stats.rejected_tools[0].startswith("record_details: arguments are not JSON")
+    assert len(emulator.requests) == 1  # the second reply did not ask the model again
+
+
 async def test_after_a_failure_the_call_stays_offline(emulator: OpenAIEmulator) -> None:
     emulator.inject(Fault.http(503))
     async with dialog(emulator) as model:

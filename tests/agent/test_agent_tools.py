@@ -46,7 +46,8 @@ def test_valid_calls_become_decisions_with_normalised_facts() -> None:
     ("transfer_to_operator", '{"reason": "asked", "number": "09098790000"}', "number"),
     ("send_emergency_alert", '{"summary": "x", "recipients": ["+449098790000"]}', "recipients"),
     ("forward_call", '{"to": "09098790000"}', "no such tool"),
-    ("end_call", "not json", "invalid arguments"),
+    ("end_call", "not json", "not JSON"),
+    ("record_details", '{"caller_name": "Da', "not JSON"),
     ("end_call", "[1, 2]", "JSON object"),
     ("end_call", json.dumps({"reason": "x" * 301}), "reason"),
     ("record_details", json.dumps({**FACTS, "urgency": "catastrophic"}), "urgency"),
@@ -57,3 +58,5 @@ def test_bad_calls_are_rejected_with_a_reason(name: str, arguments: str, reason:
     with pytest.raises(ToolRejected, match=reason) as info:
         parse_tool_call(name, arguments)
     assert info.value.tool == name
+    # only output that is not a JSON object is the model's breakage; the rest are refused requests
+    assert info.value.malformed == (reason in ("not JSON", "JSON object"))

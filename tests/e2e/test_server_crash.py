@@ -70,9 +70,9 @@ class AwaitedRequests:
             readers[asyncio.current_task()] = reader
             return await one(reader, writer)
 
-        def spied_next_fault() -> Fault | None:
+        def spied_next_fault(request: RecordedRequest) -> Fault | None:
             self._received.append((emulator.requests[-1], readers[asyncio.current_task()]))
-            return next_fault()
+            return next_fault(request)
 
         monkeypatch.setattr(emulator, "_one", spied_one)
         monkeypatch.setattr(emulator, "_next_fault", spied_next_fault)

@@ -50,6 +50,7 @@ class FaultKind(enum.Enum):
     ERROR_MESSAGE = "error_message"  # an error JSON message (and close 1011) after `after_messages` audio messages
     SLOW_FIRST_BYTE = "slow_first_byte"  # the connection's first audio `delay_s` late
     NO_ALIGNMENT = "no_alignment"  # audio with both alignments null (allowed by the API schema)
+    INACTIVITY = "inactivity"  # this connection's inactivity timeout is `delay_s` (closes 1008 when idle that long)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +173,9 @@ class ElevenLabsEmulator:
     async def _session(self, ws: ServerConnection, session: Session, header_key: bool) -> None:
         if session.query.get("output_format") != "ulaw_8000":
             raise _Reject(f"unsupported output_format {session.query.get('output_format')!r} in this emulator")
-        timeout = self.inactivity_s or min(180.0, float(session.query.get("inactivity_timeout", "20")))
+        idle = session.has(FaultKind.INACTIVITY)
+        timeout = (idle.delay_s if idle is not None else self.inactivity_s
+                   or min(180.0, float(session.query.get("inactivity_timeout", "20"))))
         first = await self._receive(ws, session, timeout)
         if first.get("text") != " ":
             raise _Reject('the first message must have "text": " "')

@@ -140,7 +140,7 @@ class LoopbackHttpServer(Generic[F, R]):
         received = time.monotonic()
         record = self._record(method, target, headers, raw)
         self.requests.append(record)
-        fault = self._next_fault()
+        fault = self._next_fault(record)
         record.fault = fault.kind if fault else None
         if fault is not None and fault.kind == "reset":
             sock = writer.get_extra_info("socket")
@@ -159,10 +159,16 @@ class LoopbackHttpServer(Generic[F, R]):
         await self._write(writer, response)
         return headers.get("connection", "").lower() != "close"
 
-    def _next_fault(self) -> F | None:
+    def _applies(self, fault: F, request: R) -> bool:
+        """Whether ``fault`` is for ``request`` (one that is not is left for the next request)."""
+        return True
+
+    def _next_fault(self, request: R) -> F | None:
         if not self._faults:
             return None
         fault, times = self._faults[0]
+        if not self._applies(fault, request):
+            return None
         if times is not None:
             if times <= 1:
                 self._faults.pop(0)

@@ -30,6 +30,9 @@ _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404:
                 429: "requests", 500: "server_error", 503: "server_error"}
 
 
+_STREAMING_FAULTS = frozenset({"slow_first_token", "drop_mid_stream", "malformed_tool_arguments"})
+
+
 @dataclass(frozen=True)
 class Fault:
     """One injected misbehaviour; build with the class methods."""
@@ -60,9 +63,11 @@ class Fault:
     def named(cls, kind: str) -> Fault:
         """``reset`` (TCP RST, no response), ``refusal``, ``length`` (truncated JSON content),
         ``content_filter``, ``schema_violation``, ``empty_body`` (``{}``), ``truncated_body`` (cut JSON),
-        ``drop_mid_stream`` (streamed answers: the connection is reset after the first text)."""
+        ``drop_mid_stream`` (streamed answers: the connection is reset after the first text),
+        ``malformed_tool_arguments`` (streamed answers: every tool call's arguments cut in half, not JSON; a
+        ``record_details`` call with a cut object when the answer had none)."""
         assert kind in {"reset", "refusal", "length", "content_filter", "schema_violation", "empty_body",
-                        "truncated_body", "drop_mid_stream"}, kind
+                        "truncated_body", "drop_mid_stream", "malformed_tool_arguments"}, kind
         return cls(kind)
 
 
@@ -122,6 +127,12 @@ class OpenAIEmulator(LoopbackHttpServer[Fault, RecordedRequest]):
                 f"x-request-id: req_emu{next(self._ids)}", "openai-processing-ms: 1",
                 "x-ratelimit-limit-requests: 10000", "x-ratelimit-remaining-requests: 9999"]
 
+    def _applies(self, fault: Fault, request: RecordedRequest) -> bool:
+        """A streaming fault waits for a streamed request (the agent's chat), so the server's extraction requests
+        to the same emulator do not take it."""
+        streamed = isinstance(request.body, dict) and request.body.get("stream") is True
+        return streamed or fault.kind not in _STREAMING_FAULTS
+
     def _respond(self, request: RecordedRequest, fault: Fault | None) -> _Response:
         if request.path != "/v1/chat/completions":
             return _error(404, f"Unknown request URL: {request.method} {request.path}", code="unknown_url")
@@ -151,8 +162,11 @@ class OpenAIEmulator(LoopbackHttpServer[Fault, RecordedRequest]):
             return _error(400, problem[1], param=problem[0])
         asked = time.monotonic()
         script = self.chat_script.pop(0) if self.chat_script else default_answer(body["messages"])
-        events = sse_events(script, body, str(next(self._ids)))
         kind = fault.kind if fault else None
+        if kind == "malformed_tool_arguments":
+            calls = tuple((name, args[:len(args) // 2]) for name, args in script.tool_calls)
+            script = ChatScript(script.text, calls or (("record_details", '{"caller_name": "'),))
+        events = sse_events(script, body, str(next(self._ids)))
         # The first token comes delay_s after the request, whatever composing the answer took here.
         first = max(1e-3, fault.delay_s - (time.monotonic() - asked)) if fault and kind == "slow_first_token" else 0.0
         chunks = [(first if i == 1 else 0.0, e) for i, e in enumerate(events)]
